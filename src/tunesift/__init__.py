@@ -1,0 +1,26 @@
+"""tunesift: pick the training data a pretrained language model should be tuned on.
+
+>>> import tunesift
+>>> sel = tunesift.select("pool.jsonl", "target.jsonl", budget=1000)   # GOT-D, MiniLM features
+>>> sel.write("selected.jsonl")
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+__all__ = ["Selection", "__version__", "select"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so that `tunesift --version` and light imports do not load torch and transformers.
+    if name == "select":
+        from tunesift.api import select
+
+        return select
+    if name == "Selection":
+        from tunesift.selection import Selection
+
+        return Selection
+    raise AttributeError(f"module 'tunesift' has no attribute {name!r}")
