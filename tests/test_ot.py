@@ -21,7 +21,10 @@ def _dense_log_sinkhorn(x, y, eps, iters):
     c = ((y[:, None, :].astype(np.float64) - x[None].astype(np.float64)) ** 2).sum(-1)  # (M, N)
     m, n = c.shape
     f, g = np.zeros(m), np.zeros(n)
-    lse = lambda a, axis: np.log(np.exp(a - a.max(axis, keepdims=True)).sum(axis)) + a.max(axis)
+
+    def lse(a, axis):
+        return np.log(np.exp(a - a.max(axis, keepdims=True)).sum(axis)) + a.max(axis)
+
     for _ in range(iters):
         g = -eps * lse((f[:, None] - c) / eps - np.log(m), 0)
         f = -eps * lse((g[None, :] - c) / eps - np.log(n), 1)
@@ -96,7 +99,9 @@ def test_pot_parity_on_gaussian_clouds():
     a = np.full(len(y), 1 / len(y))
     b = np.full(len(x), 1 / len(x))
     c = ot.dist(y.astype(np.float64), x.astype(np.float64))
-    _, log = ot.sinkhorn(a, b, c, eps, method="sinkhorn_log", log=True, numItermax=3000, stopThr=1e-9)
+    _, log = ot.sinkhorn(
+        a, b, c, eps, method="sinkhorn_log", log=True, numItermax=3000, stopThr=1e-9
+    )
     g_pot = eps * log["log_v"]
     assert spearmanr(res.g, g_pot).statistic > 0.9999
 

@@ -1,0 +1,113 @@
+"""GOT-D: select the pool items whose mass most lowers the OT distance to the target.
+
+Kang, Li, Wang, Liu, Jia, Shi, Jin. "Get more for less: Principled Data Selection for Warming Up
+Fine-Tuning in LLMs", ICLR 2024 (Sec. 3; Fig. 3 for the two-Gaussian sanity check). Official code:
+REDSgnaoh/DV4LLM (notebooks, ott-jax).
+
+The gradient of the entropic OT distance OT_eps(mu_pool, mu_target) with respect to the mass of
+pool item j is its dual potential g_j, up to a constant shared by all items (the calibrated
+gradient of LAVA, (1 + 1/N) g_j - mean(g), ranks identically). Adding the items with the most
+negative g moves the pre-training distribution towards the target fastest; GOT-D selects those.
+
+Differences from the official notebooks, all deliberate:
+- epsilon is relative by default: ``epsilon * median squared distance`` over random pool-target
+  pairs. The official absolute eps = 0.1 was tuned to raw DistilBERT distances and means something
+  else for normalized MiniLM vectors. ``epsilon_mode="absolute"`` gives the official behaviour.
+- the solve converges to a marginal error of ``tol`` (default 1e-4) instead of ott-jax's 0.1
+  threshold, which leaves ~5% of the top-5% set unsettled.
+- momentum defaults to 1 (plain Sinkhorn); the official 1.3 is available and guarded (it is
+  switched off if it makes the error grow).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+
+from tunesift.errors import TunesiftError
+from tunesift.methods.base import Method
+from tunesift.ot.sinkhorn import SinkhornResult, c_transform, estimate_cost_scale, sinkhorn
+
+
+class GOTD(Method):
+    """GOT-D selection by the pool's entropic-OT dual potential (most negative first).
+
+    Parameters
+    ----------
+    epsilon : float
+        Entropic regularization; relative to the median pool-target cost unless
+        ``epsilon_mode="absolute"``.
+    epsilon_mode : "relative" or "absolute"
+    tol, max_iter, momentum : Sinkhorn stopping rule and over-relaxation (see ``ot.sinkhorn``).
+    device : "auto", "cpu" or "cuda"
+    seed : int
+        Seeds the random pairs used to measure the cost scale for relative epsilon.
+    """
+
+    name = "gotd"
+    ascending = True
+    _param_names = ("epsilon", "epsilon_mode", "tol", "max_iter", "momentum", "device", "seed")
+
+    def __init__(
+        self,
+        epsilon: float = 0.05,
+        epsilon_mode: Literal["relative", "absolute"] = "relative",
+        tol: float = 1e-4,
+        max_iter: int = 2000,
+        momentum: float = 1.0,
+        device: str = "auto",
+        seed: int = 0,
+        progress: bool = False,
+    ):
+        self.epsilon = epsilon
+        self.epsilon_mode = epsilon_mode
+        self.tol = tol
+        self.max_iter = max_iter
+        self.momentum = momentum
+        self.device = device
+        self.seed = seed
+        self.progress = progress
+
+    def resolve_epsilon(self, pool: np.ndarray, target: np.ndarray) -> tuple[float, float | None]:
+        """The absolute epsilon for these arrays, and the cost scale it was taken from."""
+        if self.epsilon_mode == "absolute":
+            return float(self.epsilon), None
+        if self.epsilon_mode != "relative":
+            raise TunesiftError(
+                f"epsilon_mode must be 'relative' or 'absolute', got {self.epsilon_mode!r}"
+            )
+        scale = estimate_cost_scale(pool, target, "median", seed=self.seed)
+        if scale <= 0:
+            raise TunesiftError(
+                "all pool and target points coincide: the OT cost is zero everywhere"
+            )
+        return float(self.epsilon) * scale, scale
+
+    def fit(self, pool: np.ndarray, target: np.ndarray) -> GOTD:
+        """Solve OT between ``pool`` (the whole pool, or a sample of it) and ``target``."""
+        self.eps_, self.cost_scale_ = self.resolve_epsilon(pool, target)
+        self.result_: SinkhornResult = sinkhorn(
+            pool,
+            target,
+            self.eps_,
+            tol=self.tol,
+            max_iter=self.max_iter,
+            momentum=self.momentum,
+            device=self.device,
+            progress=self.progress,
+        )
+        self.target_ = np.asarray(target, dtype=np.float32)
+        return self
+
+    def score(self, pool: np.ndarray) -> np.ndarray:
+        """Each row's dual potential g_j, the soft c-transform of the fitted target potential."""
+        if not hasattr(self, "result_"):
+            raise TunesiftError("GOTD.score called before fit")
+        return c_transform(self.result_.f, self.target_, pool, self.eps_, device=self.device)
+
+    def diagnostics(self) -> dict[str, Any]:
+        d: dict[str, Any] = dict(self.result_.diagnostics())
+        d["eps_absolute"] = self.eps_
+        d["cost_scale_median"] = self.cost_scale_
+        return d
