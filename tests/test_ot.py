@@ -6,6 +6,7 @@ import torch
 from scipy.stats import spearmanr
 
 from tunesift.errors import TunesiftError
+from tunesift.ot import sinkhorn as sinkhorn_module
 from tunesift.ot.sinkhorn import c_transform, estimate_cost_scale, sinkhorn, squared_distances
 
 
@@ -118,3 +119,22 @@ def test_not_converged_is_reported():
     eps = 0.005 * estimate_cost_scale(x, y)
     res = sinkhorn(x, y, eps, tol=1e-9, max_iter=3, device="cpu")
     assert not res.converged and res.n_iter == 3 and res.marginal_error > 1e-9
+
+
+def test_underflowing_target_column_falls_back_to_exact_log_domain(monkeypatch):
+    # One target far from every pool point: at the first iterations no pool row gives it any
+    # softmax mass in float32, so its column sum underflows; the exact fallback must take over.
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(300, 2)).astype(np.float32)
+    y = np.vstack([rng.normal(size=(20, 2)), [[40.0, 0.0]]]).astype(np.float32)
+    eps = 0.5
+    calls = []
+    exact = sinkhorn_module._exact_column_lse
+    monkeypatch.setattr(
+        sinkhorn_module, "_exact_column_lse", lambda *a: calls.append(1) or exact(*a)
+    )
+    res = sinkhorn(x, y, eps, tol=1e-4, max_iter=20000, device="cpu")
+    assert calls, "the underflow fallback was not exercised"
+    assert res.converged and np.isfinite(res.f).all() and np.isfinite(res.g).all()
+    _, g_ref = _dense_log_sinkhorn(x, y, eps, res.n_iter + 500)
+    assert spearmanr(res.g, g_ref).statistic > 0.999
