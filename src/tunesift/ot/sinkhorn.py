@@ -37,6 +37,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -63,7 +64,11 @@ def resolve_device(device: str = "auto") -> torch.device:
 def _as_tensor(x: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
     if isinstance(x, torch.Tensor):
         return x.to(device=device, dtype=torch.float32)
-    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
+    arr = np.ascontiguousarray(x, dtype=np.float32)
+    with warnings.catch_warnings():
+        # read-only memory-mapped features: torch warns, but nothing here writes into them
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(arr).to(device)
 
 
 def squared_distances(

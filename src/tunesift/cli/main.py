@@ -1,0 +1,191 @@
+"""``tunesift`` command line: ``select`` and ``corpora``. User errors end in one line, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+from tunesift import __version__
+from tunesift.errors import TunesiftError
+
+
+def parse_param(text: str) -> tuple[str, Any]:
+    """``NAME=VALUE`` with VALUE read as JSON when it parses (numbers, true/false), else a string."""
+    name, sep, raw = text.partition("=")
+    if not sep or not name:
+        raise TunesiftError(f"--param expects NAME=VALUE, got {text!r}")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return name.strip().replace("-", "_"), value
+
+
+def _add_select(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "select",
+        help="select the k pool samples to pre-fine-tune on (GOT-D by default)",
+        description="Select BUDGET pool samples for pre-fine-tuning towards a target sample.",
+    )
+    src = p.add_argument_group("inputs")
+    src.add_argument(
+        "--pool", nargs="+", default=[], metavar="PATH", help="pool files or HF dataset dirs"
+    )
+    src.add_argument("--target", nargs="+", default=[], metavar="PATH", help="target sample files")
+    src.add_argument(
+        "--pool-features", metavar="X.npy", help="precomputed pool features (rows = records)"
+    )
+    src.add_argument("--target-features", metavar="Y.npy", help="precomputed target features")
+    src.add_argument("--text-field", default="text", help="field holding the text (default: text)")
+    src.add_argument("--id-field", help="field holding a record id (default: file:line)")
+    src.add_argument("--source-field", help="field naming the record's source (default: file name)")
+    src.add_argument(
+        "--text-template", help='build the text from fields, e.g. "{prompt}\\n{response}"'
+    )
+    src.add_argument(
+        "--on-bad",
+        choices=["error", "skip"],
+        default="error",
+        help="bad records: stop, or skip and count them",
+    )
+    sel = p.add_argument_group("selection")
+    sel.add_argument(
+        "--budget", type=int, required=True, metavar="K", help="number of samples to select"
+    )
+    sel.add_argument("--method", default="gotd", help="selection method (default: gotd)")
+    sel.add_argument(
+        "--featurizer",
+        default="minilm",
+        help="minilm (default), static, ngrams, or a local sentence-transformers folder",
+    )
+    sel.add_argument(
+        "--epsilon", type=float, help="GOT-D entropic regularization (default 0.05, relative)"
+    )
+    sel.add_argument(
+        "--epsilon-mode",
+        choices=["relative", "absolute"],
+        help="epsilon relative to the median cost (default) or absolute",
+    )
+    sel.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="method hyper-parameter (repeatable), e.g. tol=1e-5",
+    )
+    sel.add_argument("--seed", type=int, default=0)
+    sel.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    out = p.add_argument_group("outputs")
+    out.add_argument(
+        "--out",
+        default="selected.jsonl",
+        help="selected records, .jsonl or .parquet (default: selected.jsonl)",
+    )
+    out.add_argument(
+        "--scores-out", help="every pool item's index and score (.parquet, .csv, .jsonl)"
+    )
+    out.add_argument(
+        "--group-by", help="also count the selection by this record field (e.g. label)"
+    )
+    out.add_argument(
+        "--cache-dir", type=Path, help="feature cache (default: $XDG_CACHE_HOME/tunesift)"
+    )
+    out.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run_select)
+
+
+def run_select(args: argparse.Namespace) -> int:
+    from tunesift.api import select
+    from tunesift.report.summary import format_summary
+
+    params = dict(parse_param(t) for t in args.param)
+    if args.epsilon is not None:
+        params["epsilon"] = args.epsilon
+    if args.epsilon_mode is not None:
+        params["epsilon_mode"] = args.epsilon_mode
+    selection = select(
+        args.pool or None,
+        args.target or None,
+        args.budget,
+        method=args.method,
+        featurizer=args.featurizer,
+        pool_features=args.pool_features,
+        target_features=args.target_features,
+        text_field=args.text_field,
+        id_field=args.id_field,
+        source_field=args.source_field,
+        text_template=args.text_template,
+        on_bad=args.on_bad,
+        cache_dir=args.cache_dir,
+        device=args.device,
+        seed=args.seed,
+        show_progress=not args.quiet,
+        **params,
+    )
+    outputs = [str(selection.write(args.out))]
+    if args.scores_out:
+        outputs.append(str(selection.write_scores(args.scores_out)))
+    selection.info["command"] = "tunesift " + " ".join(sys.argv[1:])
+    outputs.append(str(selection.write_metadata(Path(str(args.out) + ".meta.json"))))
+    print(format_summary(selection, group_by=args.group_by, outputs=outputs))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tunesift",
+        description="Pick the training data a pretrained language model should be tuned on.",
+    )
+    parser.add_argument("--version", action="version", version=f"tunesift {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_select(sub)
+    from tunesift.cli import corpora_cmd
+
+    corpora_cmd.add_parser(sub)
+    return parser
+
+
+def _quiet_third_parties() -> None:
+    # No hub here or on most clusters: never let a model load try the network.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    for name in ("transformers", "sentence_transformers", "datasets", "huggingface_hub"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    _quiet_third_parties()
+    try:
+        return int(args.func(args) or 0)
+    except TunesiftError as exc:
+        print(f"tunesift: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        # Disk full, permission denied, ...: the user's to fix; say which file.
+        print(f"tunesift: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "tunesift: interrupted (finished feature shards are cached; rerun to resume)",
+            file=sys.stderr,
+        )
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Builders of real public corpora installed from Debian packages."""

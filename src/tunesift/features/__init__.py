@@ -1,0 +1,1 @@
+"""Featurizers (text to vectors) and the feature cache."""

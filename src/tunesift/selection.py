@@ -1,0 +1,217 @@
+"""A Selection: which pool rows a method chose, with scores, ranks and provenance, and its writers."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from tunesift.errors import InputError
+
+if TYPE_CHECKING:
+    from tunesift.corpus.corpus import Corpus
+
+#: Columns tunesift adds to every selected record; an original field of the same name is kept
+#: under ``<name>_orig`` so that nothing is lost.
+ADDED_FIELDS = ("index", "score", "rank")
+RECORD_FORMATS = (".jsonl", ".parquet")
+SCORE_FORMATS = (".parquet", ".csv", ".jsonl")
+
+
+@dataclass
+class Selection:
+    """The result of ``tunesift.select``.
+
+    ``indices`` are pool rows, best first (``rank`` 1 is ``indices[0]``); ``scores`` holds every
+    pool item's score (for GOT-D, its dual potential: lower is better).
+    """
+
+    method: str
+    indices: np.ndarray
+    scores: np.ndarray
+    ascending: bool
+    params: dict[str, Any]
+    diagnostics: dict[str, Any]
+    seed: int
+    pool_size: int
+    target_size: int
+    pool: Corpus | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+    _records: list[dict[str, Any]] | None = field(default=None, repr=False)
+    _pool_sources: Counter[str] | None = field(default=None, repr=False)
+
+    @property
+    def budget(self) -> int:
+        return len(self.indices)
+
+    @property
+    def selected_scores(self) -> np.ndarray:
+        return self.scores[self.indices]
+
+    def records(self) -> list[dict[str, Any]]:
+        """The selected records in rank order: original fields plus index, score and rank."""
+        if self._records is None:
+            self._collect()
+        assert self._records is not None
+        return self._records
+
+    def pool_source_counts(self) -> Counter[str] | None:
+        """How many pool records each source holds (None when the pool has no records)."""
+        if self.pool is None:
+            return None
+        if self._pool_sources is None:
+            self._collect()
+        return self._pool_sources
+
+    def selected_source_counts(self) -> Counter[str] | None:
+        if self.pool is None:
+            return None
+        return Counter(r["source"] for r in self.records())
+
+    def _collect(self) -> None:
+        """One streaming pass over the pool: the selected records and the per-source counts."""
+        rank_of = {int(i): r for r, i in enumerate(self.indices)}
+        rows: list[dict[str, Any] | None] = [None] * len(self.indices)
+        sources: Counter[str] = Counter()
+        if self.pool is None:
+            for r, i in enumerate(self.indices):
+                rows[r] = {"index": int(i)}
+        else:
+            for batch in self.pool.batches():
+                sources.update(batch.sources)
+                for k, idx in enumerate(batch.index):
+                    r = rank_of.get(idx)
+                    if r is None:
+                        continue
+                    rec = {}
+                    for name, value in batch.fields[k].items():
+                        rec[f"{name}_orig" if name in ADDED_FIELDS else name] = value
+                    rec.setdefault("source", batch.sources[k])
+                    rec["index"] = idx
+                    rows[r] = rec
+        missing = sum(row is None for row in rows)
+        if missing:
+            raise InputError(
+                f"{missing} selected rows were not found when re-reading the pool; "
+                "did a pool file change during the run?"
+            )
+        for r, row in enumerate(rows):
+            assert row is not None
+            row["score"] = float(self.scores[self.indices[r]])
+            row["rank"] = r + 1
+        self._records = [row for row in rows if row is not None]
+        self._pool_sources = sources if self.pool is not None else None
+
+    # ---- writers ------------------------------------------------------------------------------
+
+    def write(self, path: str | Path) -> Path:
+        """Write the selected records (JSONL or Parquet by extension), atomically."""
+        path = Path(path)
+        suffix = _suffix(path, RECORD_FORMATS, "--out")
+        records = self.records()
+        tmp = path.with_name(path.name + ".tmp")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if suffix == ".jsonl":
+            with open(tmp, "w", encoding="utf-8") as fh:
+                for rec in records:
+                    fh.write(json.dumps(rec, ensure_ascii=False, default=_jsonable) + "\n")
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            pq.write_table(pa.Table.from_pylist(records), tmp)
+        os.replace(tmp, path)
+        return path
+
+    def write_scores(self, path: str | Path) -> Path:
+        """Every pool item's index and score (Parquet, CSV or JSONL by extension)."""
+        path = Path(path)
+        suffix = _suffix(path, SCORE_FORMATS, "--scores-out")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        index = np.arange(len(self.scores), dtype=np.int64)
+        if suffix == ".parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            pq.write_table(pa.table({"index": index, "score": self.scores.astype(np.float32)}), tmp)
+        else:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                if suffix == ".csv":
+                    fh.write("index,score\n")
+                    fh.writelines(f"{i},{s!r}\n" for i, s in enumerate(self.scores.tolist()))
+                else:
+                    fh.writelines(
+                        f'{{"index": {i}, "score": {s!r}}}\n'
+                        for i, s in enumerate(self.scores.tolist())
+                    )
+        os.replace(tmp, path)
+        return path
+
+    def metadata(self) -> dict[str, Any]:
+        """Provenance for the JSON sidecar: parameters, diagnostics, counts, versions."""
+        import torch
+
+        from tunesift import __version__
+
+        pool_counts = self.pool_source_counts()
+        sel_counts = self.selected_source_counts()
+        return {
+            "tunesift_version": __version__,
+            "method": self.method,
+            "params": self.params,
+            "diagnostics": self.diagnostics,
+            "seed": self.seed,
+            "counts": {
+                "pool": self.pool_size,
+                "target": self.target_size,
+                "selected": self.budget,
+            },
+            "pool_by_source": dict(sorted(pool_counts.items()))
+            if pool_counts is not None
+            else None,
+            "selected_by_source": dict(sorted(sel_counts.items()))
+            if sel_counts is not None
+            else None,
+            **self.info,
+            "versions": {
+                "python": sys.version.split()[0],
+                "torch": torch.__version__,
+                "numpy": np.__version__,
+                "platform": platform.platform(),
+            },
+        }
+
+    def write_metadata(self, path: str | Path) -> Path:
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(self.metadata(), fh, indent=2, default=_jsonable)
+            fh.write("\n")
+        os.replace(tmp, path)
+        return path
+
+
+def _suffix(path: Path, allowed: tuple[str, ...], option: str) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in allowed:
+        raise InputError(f"{option} must end with one of {', '.join(allowed)}", path)
+    return suffix
+
+
+def _jsonable(value: Any) -> Any:
+    """JSON fallback for numpy scalars/arrays, paths and other values the readers may pass on."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (bytes, bytearray)):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
