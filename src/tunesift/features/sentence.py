@@ -70,7 +70,10 @@ class SentenceEncoder:
         if self._model is None:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            import transformers
             from sentence_transformers import SentenceTransformer
+
+            transformers.utils.logging.disable_progress_bar()  # "Loading weights" on every run
 
             try:
                 self._model = SentenceTransformer(
@@ -86,7 +89,12 @@ class SentenceEncoder:
 
     @property
     def dim(self) -> int:
-        return int(self.model.get_sentence_embedding_dimension())
+        model = self.model
+        get_dim = (
+            getattr(model, "get_embedding_dimension", None)
+            or model.get_sentence_embedding_dimension
+        )
+        return int(get_dim())
 
     def encode(
         self, texts: list[str], batch_size: int = 64, show_progress: bool = False

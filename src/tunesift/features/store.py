@@ -83,7 +83,7 @@ def featurize(
     featurizer: Featurizer,
     *,
     cache_dir: Path,
-    shard_size: int = 8192,
+    shard_size: int = 4096,
     batch_size: int = 64,
     show_progress: bool = False,
     desc: str = "embedding",
@@ -110,16 +110,23 @@ def featurize(
     try:
         for k, texts in enumerate(_text_chunks(corpus, shard_size)):
             path = root / f"shard-{k:05d}.npy"
-            if not _shard_ok(path, len(texts)):
-                vecs = _check(
-                    featurizer.encode(texts, batch_size=batch_size), len(texts), featurizer
-                )
-                _save_atomic(path, vecs)
+            if _shard_ok(path, len(texts)):
+                if bar is not None:
+                    bar.update(len(texts))
+            else:
+                # encode in small pieces so the progress bar (and its ETA) moves within a shard
+                step = max(4 * batch_size, 256)
+                pieces = []
+                for s in range(0, len(texts), step):
+                    piece = texts[s : s + step]
+                    vecs = featurizer.encode(piece, batch_size=batch_size)
+                    pieces.append(_check(vecs, len(piece), featurizer))
+                    if bar is not None:
+                        bar.update(len(piece))
+                _save_atomic(path, np.concatenate(pieces))
             if dim is None:
                 dim = int(np.load(path, mmap_mode="r").shape[1])
             shards.append({"file": path.name, "rows": len(texts)})
-            if bar is not None:
-                bar.update(len(texts))
     finally:
         if bar is not None:
             bar.close()
