@@ -95,6 +95,15 @@ def test_indices_span_files_and_batches(tmp_path):
     assert c.report.per_file == {str(tmp_path / "a.jsonl"): 3, str(tmp_path / "b.csv"): 3}
 
 
+def test_source_defaults_to_the_source_field_then_the_file_stem(tmp_path):
+    path = write(
+        tmp_path,
+        "mix.jsonl",
+        [{"text": "a", "source": "web"}, {"text": "b"}, {"text": "c", "source": ""}],
+    )
+    assert [r["source"] for r in all_records(Corpus(path))] == ["web", "mix", "mix"]
+
+
 def test_text_template(tmp_path):
     path = write(tmp_path, "qa.jsonl", [{"prompt": "2+2?", "response": "4"}, {"prompt": "hi"}])
     c = Corpus(path, text_template="{prompt}\n{response}", on_bad="skip")

@@ -44,7 +44,10 @@ def _add_select(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--target-features", metavar="Y.npy", help="precomputed target features")
     src.add_argument("--text-field", default="text", help="field holding the text (default: text)")
     src.add_argument("--id-field", help="field holding a record id (default: file:line)")
-    src.add_argument("--source-field", help="field naming the record's source (default: file name)")
+    src.add_argument(
+        "--source-field",
+        help="field naming the record's source (default: the 'source' field if present, else the file name)",
+    )
     src.add_argument(
         "--text-template", help='build the text from fields, e.g. "{prompt}\\n{response}"'
     )

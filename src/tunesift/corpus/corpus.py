@@ -24,7 +24,8 @@ class Corpus:
     """Records of one or more files (JSONL, Parquet, CSV/TSV, text, HF ``save_to_disk`` dirs).
 
     A record's ``index`` is its position among the good records of all files, in the order given;
-    its ``source`` is ``record[source_field]`` or, without one, the file's stem; its ``id`` is
+    its ``source`` is ``record[source_field]``; without ``source_field``, the record's own
+    ``source`` field when it has one, else the file's stem (``wiki.jsonl.gz`` -> ``wiki``); its ``id`` is
     ``record[id_field]`` or ``<file name>:<line>``. Its text is ``record[text_field]``, or
     ``text_template.format_map(record)``. Every original field is kept in ``fields``.
 
@@ -153,7 +154,11 @@ class Corpus:
                 batch.index.append(index)
                 batch.ids.append(str(rec[self.id_field]) if self.id_field else f"{name}:{line}")
                 batch.texts.append(text)
-                batch.sources.append(str(rec[self.source_field]) if self.source_field else stem)
+                if self.source_field is not None:
+                    source = str(rec[self.source_field])
+                else:
+                    source = str(rec["source"]) if rec.get("source") not in (None, "") else stem
+                batch.sources.append(source)
                 batch.fields.append(rec)
                 batch.location.append((str(path), line))
                 index += 1
