@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 DEBIAN_PACKAGES=(
   fortunes fortunes-min fortunes-bofh-excuses fortune-anarchism
   dict-gcide dict-foldoc dict-jargon dict-devil wordnet-base
-  bible-kjv-text perl-doc
+  bible-kjv bible-kjv-text perl-doc
 )
 extras=""
 [[ "${1:-}" == "--test" ]] && extras="[test]"
