@@ -66,3 +66,28 @@ def test_unknown_method_and_parameter_are_user_errors():
         make_method("nope")
     with pytest.raises(TunesiftError, match="bad parameter"):
         make_method("gotd", temperature=3)
+
+
+def test_sampled_mode_agrees_with_exact():
+    """Out-of-sample extension: fit f on a pool sample, score everything by c-transform."""
+    from scipy.stats import spearmanr
+
+    pool, target = cats_and_dogs()
+    exact = GOTD(device="cpu", ot_mode="exact").fit(pool, target)
+    sampled = GOTD(device="cpu", ot_mode="sampled", fit_sample=3000, seed=1).fit(pool, target)
+    assert exact.diagnostics()["ot_mode"] == "exact"
+    assert sampled.diagnostics()["ot_mode"] == "sampled" and sampled.fit_size_ == 3000
+    s_exact, s_sampled = exact.score(pool), sampled.score(pool)
+    assert spearmanr(s_exact, s_sampled).statistic > 0.99
+    top_exact = set(exact.select(s_exact, 100))
+    top_sampled = set(sampled.select(s_sampled, 100))
+    assert len(top_exact & top_sampled) / len(top_exact | top_sampled) > 0.8
+    assert (sampled.select(s_sampled, 100) >= 9900).mean() >= 0.9
+
+
+def test_auto_mode_is_exact_while_the_cost_fits():
+    m = GOTD(fit_sample=100)
+    assert m.fit_rows(1000, 50) is None  # 1000 x 50 floats fit easily
+    rows = m.fit_rows(10**7, 2000)  # 80 GB of cost: sampled
+    assert rows is not None and len(rows) == 100 and np.all(np.diff(rows) > 0)
+    assert np.array_equal(rows, GOTD(fit_sample=100).fit_rows(10**7, 2000))  # seeded

@@ -110,8 +110,9 @@ def run_select(args: argparse.Namespace) -> int:
     params = dict(parse_param(t) for t in args.param)
     if args.epsilon is not None:
         params["epsilon"] = args.epsilon
-    if args.epsilon_mode is not None:
-        params["epsilon_mode"] = args.epsilon_mode
+    for name in ("epsilon_mode", "ot_mode", "fit_sample"):
+        if getattr(args, name) is not None:
+            params[name] = getattr(args, name)
     selection = select(
         args.pool or None,
         args.target or None,

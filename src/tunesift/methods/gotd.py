@@ -17,6 +17,12 @@ Differences from the official notebooks, all deliberate:
   threshold, which leaves ~5% of the top-5% set unsettled.
 - momentum defaults to 1 (plain Sinkhorn); the official 1.3 is available and guarded (it is
   switched off if it makes the error grow).
+
+Out-of-sample mode (``ot_mode="sampled"``): the target potential f is fitted on a seeded random
+sample of the pool, and every pool item is scored by the soft c-transform of that f. With the
+whole pool in the fit this is exact GOT-D; ``auto`` picks exact while the pool x target cost fits
+the solver's cache, sampled beyond. DESIGN Sec. 2 measured 10k of a 200k pool at Spearman 0.9998
+against the exact solve; the default sample is 20,000.
 """
 
 from __future__ import annotations
@@ -27,7 +33,13 @@ import numpy as np
 
 from tunesift.errors import TunesiftError
 from tunesift.methods.base import Method
-from tunesift.ot.sinkhorn import SinkhornResult, c_transform, estimate_cost_scale, sinkhorn
+from tunesift.ot.sinkhorn import (
+    DEFAULT_MAX_CACHE_BYTES,
+    SinkhornResult,
+    c_transform,
+    estimate_cost_scale,
+    sinkhorn,
+)
 
 
 class GOTD(Method):
@@ -47,7 +59,10 @@ class GOTD(Method):
 
     name = "gotd"
     ascending = True
-    _param_names = ("epsilon", "epsilon_mode", "tol", "max_iter", "momentum", "device", "seed")
+    _param_names = (
+        "epsilon", "epsilon_mode", "tol", "max_iter", "momentum", "ot_mode", "fit_sample",
+        "device", "seed",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -56,6 +71,8 @@ class GOTD(Method):
         tol: float = 1e-4,
         max_iter: int = 2000,
         momentum: float = 1.0,
+        ot_mode: Literal["auto", "exact", "sampled"] = "auto",
+        fit_sample: int = 20_000,
         device: str = "auto",
         seed: int = 0,
         progress: bool = False,
@@ -65,6 +82,8 @@ class GOTD(Method):
         self.tol = tol
         self.max_iter = max_iter
         self.momentum = momentum
+        self.ot_mode = ot_mode
+        self.fit_sample = fit_sample
         self.device = device
         self.seed = seed
         self.progress = progress
@@ -84,11 +103,25 @@ class GOTD(Method):
             )
         return float(self.epsilon) * scale, scale
 
+    def fit_rows(self, n_pool: int, n_target: int) -> np.ndarray | None:
+        """The pool rows the OT solve sees: None for all (exact), else a sorted seeded sample."""
+        if self.ot_mode not in ("auto", "exact", "sampled"):
+            raise TunesiftError(f"ot_mode must be auto, exact or sampled, got {self.ot_mode!r}")
+        if self.ot_mode == "exact" or n_pool <= self.fit_sample:
+            return None
+        if self.ot_mode == "auto" and n_pool * n_target * 4 <= DEFAULT_MAX_CACHE_BYTES:
+            return None
+        rng = np.random.default_rng(self.seed)
+        return np.sort(rng.choice(n_pool, size=self.fit_sample, replace=False))
+
     def fit(self, pool: np.ndarray, target: np.ndarray) -> GOTD:
-        """Solve OT between ``pool`` (the whole pool, or a sample of it) and ``target``."""
-        self.eps_, self.cost_scale_ = self.resolve_epsilon(pool, target)
+        """Solve OT between the pool (or a seeded sample of it, see ``ot_mode``) and ``target``."""
+        rows = self.fit_rows(len(pool), len(target))
+        fit_pool = pool if rows is None else pool[rows]
+        self.pool_size_, self.fit_size_ = len(pool), len(fit_pool)
+        self.eps_, self.cost_scale_ = self.resolve_epsilon(fit_pool, target)
         self.result_: SinkhornResult = sinkhorn(
-            pool,
+            fit_pool,
             target,
             self.eps_,
             tol=self.tol,
@@ -110,4 +143,6 @@ class GOTD(Method):
         d: dict[str, Any] = dict(self.result_.diagnostics())
         d["eps_absolute"] = self.eps_
         d["cost_scale_median"] = self.cost_scale_
+        d["ot_mode"] = "exact" if self.fit_size_ == self.pool_size_ else "sampled"
+        d["fit_size"] = self.fit_size_
         return d

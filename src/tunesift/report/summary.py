@@ -54,8 +54,11 @@ def format_summary(
         )
     if "iterations" in d:
         state = "converged" if d["converged"] else "NOT converged"
+        mode = ""
+        if d.get("ot_mode") == "sampled":
+            mode = f" (fitted on a sample of {d['fit_size']:,} pool items, extended by c-transform)"
         lines.append(
-            f"Sinkhorn: {d['iterations']} iterations, marginal error {d['marginal_error']:.2e}, {state}"
+            f"Sinkhorn: {d['iterations']} iterations, marginal error {d['marginal_error']:.2e}, {state}{mode}"
         )
     bad = selection.info.get("bad_records", {})
     skipped = {k: v["skipped"] for k, v in bad.items() if v and v["skipped"]}
