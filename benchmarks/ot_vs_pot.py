@@ -1,6 +1,6 @@
 """GOT-D's OT solve on real text embeddings: tunesift (exact and sampled) against POT, side by side.
 
-    python benchmarks/ot_vs_pot.py --pool 200000 --target 2000 [--featurizer static] \
+    python benchmarks/ot_vs_pot.py --pool 200000 --target 2000 [--featurizer static --full-dims] \
         [--eps-rel 0.05] [--tol 1e-4] [--fit-sample 20000] [--skip-pot]
 
 Real text: every Debian corpus source (``tunesift corpora build``, no cap), the target a sample of
@@ -130,6 +130,9 @@ def main() -> None:
     ap.add_argument("--pool", type=int, default=200_000)
     ap.add_argument("--target", type=int, default=2000)
     ap.add_argument("--featurizer", default="static")
+    ap.add_argument(
+        "--full-dims", action="store_true", help="static: no PCA (384-d, MiniLM's width)"
+    )
     ap.add_argument("--eps-rel", type=float, default=0.05)
     ap.add_argument("--tol", type=float, default=1e-4)
     ap.add_argument(
@@ -152,7 +155,8 @@ def main() -> None:
             work, max_per_source=None, target="gcide:Zool.", target_size=args.target, seed=0
         )
     cache = work / "cache"
-    feat = get_featurizer(args.featurizer, cache_dir=cache)
+    params = {"pca_dims": None} if args.full_dims and args.featurizer == "static" else {}
+    feat = get_featurizer(args.featurizer, cache_dir=cache, **params)
     t = time.perf_counter()
     pool = featurize(Corpus(work / "pool.jsonl"), feat, cache_dir=cache, show_progress=True)
     target = featurize(Corpus(work / "target.jsonl"), feat, cache_dir=cache)[: args.target]

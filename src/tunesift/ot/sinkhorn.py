@@ -72,13 +72,22 @@ def _as_tensor(x: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tens
 
 
 def squared_distances(
-    x: torch.Tensor, y: torch.Tensor, y_sq: torch.Tensor | None = None
+    x: torch.Tensor,
+    y: torch.Tensor,
+    y_sq: torch.Tensor | None = None,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """||x_j - y_i||^2 for every row pair, shape (len(x), len(y)), by one GEMM, clamped at 0."""
+    """||x_j - y_i||^2 for every row pair, shape (len(x), len(y)), by one GEMM, clamped at 0.
+
+    With ``out`` the result is written there and no other (len(x), len(y)) buffer is made: the
+    GEMM writes into it and the norms are added in place (a broadcast sum plus ``addmm`` would
+    allocate two such buffers per block, and fragment the heap when blocks are cached).
+    """
     if y_sq is None:
         y_sq = (y * y).sum(1)
     x_sq = (x * x).sum(1)
-    c = torch.addmm(x_sq[:, None] + y_sq[None, :], x, y.T, beta=1.0, alpha=-2.0)
+    c = torch.mm(x, y.T, out=out) if out is not None else torch.mm(x, y.T)
+    c.mul_(-2.0).add_(x_sq[:, None]).add_(y_sq[None, :])
     return c.clamp_(min=0.0)
 
 
@@ -99,7 +108,12 @@ def estimate_cost_scale(
 
 
 class _ScaledCostBlocks:
-    """The pool x target cost divided by eps, by blocks of pool rows; cached when it fits."""
+    """The pool x target cost divided by eps, by blocks of pool rows.
+
+    When the whole N x M cost fits in ``max_cache_bytes`` it is computed once into one
+    preallocated tensor and the blocks are views of it; otherwise one block buffer is reused and
+    refilled by a GEMM each time. Either way a block is only valid until the next is yielded.
+    """
 
     def __init__(
         self, x: torch.Tensor, y: torch.Tensor, eps: float, block_rows: int, max_cache_bytes: int
@@ -109,35 +123,36 @@ class _ScaledCostBlocks:
         self.block_rows = block_rows
         n, m = len(x), len(y)
         self.cached = n * m * 4 <= max_cache_bytes
-        self._cache: list[torch.Tensor] | None = None
+        rows = n if self.cached else min(block_rows, n)
+        self._buf = torch.empty((rows, m), dtype=torch.float32, device=x.device)
+        self._filled = False
 
     def __iter__(self) -> Iterator[tuple[slice, torch.Tensor]]:
         n = len(self.x)
-        if self.cached and self._cache is not None:
-            for k, start in enumerate(range(0, n, self.block_rows)):
-                yield slice(start, min(start + self.block_rows, n)), self._cache[k]
-            return
-        cache: list[torch.Tensor] = []
         for start in range(0, n, self.block_rows):
             sl = slice(start, min(start + self.block_rows, n))
-            c = squared_distances(self.x[sl], self.y, self.y_sq).div_(self.eps)
             if self.cached:
-                cache.append(c)
-            yield sl, c
-        if self.cached:
-            self._cache = cache
+                block = self._buf[sl]
+                if not self._filled:
+                    squared_distances(self.x[sl], self.y, self.y_sq, out=block).div_(self.eps)
+            else:
+                block = self._buf[: sl.stop - sl.start]
+                squared_distances(self.x[sl], self.y, self.y_sq, out=block).div_(self.eps)
+            yield sl, block
+        self._filled = self.cached
 
 
 _UNDERFLOW = 1e-30
 
 
 def _soft_ctransform(
-    hs: torch.Tensor, cs: torch.Tensor
+    hs: torch.Tensor, cs: torch.Tensor, work: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """For a block of scaled costs cs = C/eps and hs = h/eps: (lse, E, r) with
     lse_j = LSE_i(hs_i - cs_ji) (so g_j = -eps lse_j), E = exp(T - max_i T) and its row sums r.
-    Shared by the solver and the scorer so both give bit-identical potentials."""
-    t = torch.sub(hs[None, :], cs)
+    Shared by the solver and the scorer so both give bit-identical potentials. ``work``, at
+    least as large as ``cs``, receives E (so the loop allocates no block-sized tensor)."""
+    t = torch.sub(hs[None, :], cs, out=work[: len(cs)] if work is not None else None)
     mx = t.amax(1)
     t.sub_(mx[:, None]).exp_()
     rows = t.sum(1)
@@ -238,6 +253,7 @@ def sinkhorn(
         raise TunesiftError("optimal transport needs a non-empty pool and target")
     t0 = time.perf_counter()
     blocks = _ScaledCostBlocks(x, y, eps, block_rows, max_cache_bytes)
+    work = torch.empty((min(block_rows, n), m), dtype=torch.float32, device=dev)
     log_a = -math.log(m)
     log_b = -math.log(n)
     f = torch.zeros(m, dtype=torch.float32, device=dev)
@@ -256,7 +272,7 @@ def sinkhorn(
         hs = (f + eps * log_a) / eps
         col = torch.zeros(m, dtype=torch.float32, device=dev)
         for sl, cs in blocks:
-            lse, t, rows = _soft_ctransform(hs, cs)
+            lse, t, rows = _soft_ctransform(hs, cs, work)
             g[sl] = -eps * lse
             col += torch.mv(t.T, rows.reciprocal())
         acc = torch.log(col) - hs  # = LSE_j((g_j - C_ij)/eps), for every target i
@@ -328,9 +344,13 @@ def c_transform(
     y_sq = (y * y).sum(1)
     hs = (_as_tensor(f, dev) - eps * math.log(len(y))) / eps
     out = np.empty(len(pool_chunk), dtype=np.float32)
+    rows = min(block_rows, len(pool_chunk))
+    cost = torch.empty((rows, len(y)), dtype=torch.float32, device=dev)
+    work = torch.empty_like(cost)
     for start in range(0, len(pool_chunk), block_rows):
         stop = min(start + block_rows, len(pool_chunk))
         x = _as_tensor(pool_chunk[start:stop], dev)
-        lse, _, _ = _soft_ctransform(hs, squared_distances(x, y, y_sq).div_(eps))
+        cs = squared_distances(x, y, y_sq, out=cost[: stop - start]).div_(eps)
+        lse, _, _ = _soft_ctransform(hs, cs, work)
         out[start:stop] = (-eps * lse).cpu().numpy()
     return out
