@@ -1,11 +1,11 @@
 """GOT-D's OT solve on real text embeddings: tunesift (exact and sampled) against POT, side by side.
 
-    python benchmarks/ot_vs_pot.py --pool 200000 --target 2000 [--featurizer static --full-dims] \
+    python benchmarks/ot_vs_pot.py --pool 200000 --target 2000 [--featurizer static --static-dims 384] \
         [--eps-rel 0.05] [--tol 1e-4] [--fit-sample 20000] [--skip-pot]
 
 Real text: every Debian corpus source (``tunesift corpora build``, no cap), the target a sample of
 the GCIDE (Zool.) slice held out of the pool; a seeded random ``--pool`` rows of the rest.
-Each solver runs in its own fresh process, so its peak memory (ru_maxrss minus the RSS before the
+Each solver runs in its own fresh process, so its peak memory (VmHWM minus the RSS before the
 solve, i.e. beyond the loaded features) is its own. Agreement: Spearman of pool potentials and
 Jaccard of the top-5% sets against POT, and both solutions' marginal errors measured the same way
 (L1 error of each marginal of the plan their potentials define). Prints a markdown table row.
@@ -17,7 +17,6 @@ import argparse
 import json
 import multiprocessing as mp
 import platform
-import resource
 import time
 from datetime import date
 from pathlib import Path
@@ -25,15 +24,21 @@ from pathlib import Path
 import numpy as np
 
 
-def rss_mb() -> float:
+def _status_mb(key: str) -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(key + ":"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
 
+def rss_mb() -> float:
+    return _status_mb("VmRSS")
+
+
 def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over fork and exec, so a child started by a
+    # big parent would report the parent's size; VmHWM belongs to the child's own address space.
+    return _status_mb("VmHWM")
 
 
 def run_tunesift(
@@ -155,7 +160,7 @@ def main() -> None:
             work, max_per_source=None, target="gcide:Zool.", target_size=args.target, seed=0
         )
     cache = work / "cache"
-    params = {"pca_dims": None} if args.full_dims and args.featurizer == "static" else {}
+    params = {"pca_dims": args.static_dims} if args.static_dims and args.featurizer == "static" else {}
     feat = get_featurizer(args.featurizer, cache_dir=cache, **params)
     t = time.perf_counter()
     pool = featurize(Corpus(work / "pool.jsonl"), feat, cache_dir=cache, show_progress=True)
