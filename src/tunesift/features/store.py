@@ -78,6 +78,32 @@ def _check(vecs: np.ndarray, n: int, featurizer: Featurizer) -> np.ndarray:
     return vecs.astype(np.float32, copy=False)
 
 
+def _encode_shard(
+    featurizer: Featurizer, texts: list[str], batch_size: int, bar: Any
+) -> np.ndarray:
+    """Encode a shard longest-first, in pieces, and return the rows in the shard's order.
+
+    Sorting the whole shard by length means each batch pads to similar lengths (length-bucketed
+    batching; sentence-transformers sorts only within one ``encode`` call), and encoding in
+    pieces of a few batches lets the progress bar and its ETA move within the shard.
+    """
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    step = max(4 * batch_size, 256)
+    out: np.ndarray | None = None
+    for s in range(0, len(order), step):
+        idx = order[s : s + step]
+        vecs = _check(
+            featurizer.encode([texts[i] for i in idx], batch_size=batch_size), len(idx), featurizer
+        )
+        if out is None:
+            out = np.empty((len(texts), vecs.shape[1]), dtype=np.float32)
+        out[idx] = vecs
+        if bar is not None:
+            bar.update(len(idx))
+    assert out is not None
+    return out
+
+
 def featurize(
     corpus: _Corpus,
     featurizer: Featurizer,
@@ -114,16 +140,7 @@ def featurize(
                 if bar is not None:
                     bar.update(len(texts))
             else:
-                # encode in small pieces so the progress bar (and its ETA) moves within a shard
-                step = max(4 * batch_size, 256)
-                pieces = []
-                for s in range(0, len(texts), step):
-                    piece = texts[s : s + step]
-                    vecs = featurizer.encode(piece, batch_size=batch_size)
-                    pieces.append(_check(vecs, len(piece), featurizer))
-                    if bar is not None:
-                        bar.update(len(piece))
-                _save_atomic(path, np.concatenate(pieces))
+                _save_atomic(path, _encode_shard(featurizer, texts, batch_size, bar))
             if dim is None:
                 dim = int(np.load(path, mmap_mode="r").shape[1])
             shards.append({"file": path.name, "rows": len(texts)})
