@@ -136,7 +136,7 @@ def main() -> None:
     ap.add_argument("--target", type=int, default=2000)
     ap.add_argument("--featurizer", default="static")
     ap.add_argument(
-        "--full-dims", action="store_true", help="static: no PCA (384-d, MiniLM's width)"
+        "--static-dims", type=int, help="static featurizer's PCA width (384 = MiniLM's)"
     )
     ap.add_argument("--eps-rel", type=float, default=0.05)
     ap.add_argument("--tol", type=float, default=1e-4)
@@ -160,7 +160,9 @@ def main() -> None:
             work, max_per_source=None, target="gcide:Zool.", target_size=args.target, seed=0
         )
     cache = work / "cache"
-    params = {"pca_dims": args.static_dims} if args.static_dims and args.featurizer == "static" else {}
+    params = (
+        {"pca_dims": args.static_dims} if args.static_dims and args.featurizer == "static" else {}
+    )
     feat = get_featurizer(args.featurizer, cache_dir=cache, **params)
     t = time.perf_counter()
     pool = featurize(Corpus(work / "pool.jsonl"), feat, cache_dir=cache, show_progress=True)
