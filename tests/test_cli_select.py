@@ -373,3 +373,14 @@ def test_entry_point_prints_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "missing.jsonl" in proc.stderr
+
+
+def test_ot_mode_and_fit_sample_reach_the_method(fig3_features, tmp_path):
+    x, y = fig3_features
+    out = tmp_path / "sel.jsonl"
+    assert run_cli("--pool-features", x, "--target-features", y, "--budget", 100, "--out", out,
+                   "--ot-mode", "sampled", "--fit-sample", 2000, "-q") == 0  # fmt: skip
+    meta = json.loads(Path(str(out) + ".meta.json").read_text())
+    assert meta["params"]["ot_mode"] == "sampled" and meta["params"]["fit_sample"] == 2000
+    assert meta["diagnostics"]["ot_mode"] == "sampled" and meta["diagnostics"]["fit_size"] == 2000
+    assert sum(r["index"] >= 9900 for r in read_jsonl(out)) >= 90

@@ -76,6 +76,18 @@ def _add_select(sub: argparse._SubParsersAction) -> None:
         help="epsilon relative to the median cost (default) or absolute",
     )
     sel.add_argument(
+        "--ot-mode",
+        choices=["auto", "exact", "sampled"],
+        help="GOT-D: solve on the whole pool, or fit on a sample and extend by c-transform "
+        "(default auto: exact while the pool x target cost fits in memory)",
+    )
+    sel.add_argument(
+        "--fit-sample",
+        type=int,
+        metavar="N",
+        help="GOT-D sampled mode: pool rows in the fit (default 20000)",
+    )
+    sel.add_argument(
         "--param",
         action="append",
         default=[],
