@@ -12,7 +12,9 @@ class Featurizer(Protocol):
     """Maps texts to vectors.
 
     ``id`` names the featurizer, its model and its parameters; it is part of the cache key, so
-    two featurizers that could give different vectors never share an id.
+    two featurizers that could give different vectors never share an id. A featurizer may also set
+    ``piece_size``, the number of documents it wants per ``encode`` call when a corpus is
+    featurized (default: four batches, so that progress moves for slow encoders).
     """
 
     id: str

@@ -28,6 +28,9 @@ class HashedNgrams:
     the DSIR method (issue 4) has its own sha256 mode for bit-compatibility with its package.
     """
 
+    #: documents per encode call when featurizing a corpus (calls have a fixed cost)
+    piece_size = 4096
+
     def __init__(self, num_buckets: int = 10_000, normalize: bool = True):
         if num_buckets < 1:
             raise ValueError("num_buckets must be positive")

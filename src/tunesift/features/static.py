@@ -63,6 +63,9 @@ def distill_minilm(target: Path, pca_dims: int | None) -> Path:
 class StaticEncoder:
     """model2vec static embeddings of the bundled MiniLM, centered and L2-normalized."""
 
+    #: documents per encode call when featurizing a corpus (calls have a fixed cost)
+    piece_size = 4096
+
     def __init__(self, cache_dir: Path, pca_dims: int | None = 256, normalize: bool = True):
         self.cache_dir = Path(cache_dir)
         self.pca_dims = pca_dims

@@ -88,7 +88,9 @@ def _encode_shard(
     pieces of a few batches lets the progress bar and its ETA move within the shard.
     """
     order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-    step = max(4 * batch_size, 256)
+    # slow encoders: a few batches per call; fast ones (static, n-grams) say how much they want,
+    # since a call has a fixed cost (model2vec: 4.4k docs/s in calls of 256, 11k in calls of 4,096)
+    step = getattr(featurizer, "piece_size", None) or max(4 * batch_size, 256)
     out: np.ndarray | None = None
     for s in range(0, len(order), step):
         idx = order[s : s + step]
