@@ -140,26 +140,10 @@ def text_corpus(tmp_path):
 
 def test_text_pipeline_with_sources_and_passthrough(text_corpus, tmp_path, capsys):
     pool_a, pool_c, target = text_corpus
+    args = ["--pool", pool_a, pool_c, "--target", target, "--budget", 10,
+            "--featurizer", "ngrams", "--cache-dir", tmp_path / "cache", "-q"]  # fmt: skip
     out = tmp_path / "sel.jsonl"
-    code = run_cli(
-        "--pool",
-        pool_a,
-        pool_c,
-        "--target",
-        target,
-        "--budget",
-        10,
-        "--featurizer",
-        "ngrams",
-        "--cache-dir",
-        tmp_path / "cache",
-        "--out",
-        out,
-        "--group-by",
-        "label",
-        "-q",
-    )
-    assert code == 0
+    assert run_cli(*args, "--out", out, "--group-by", "label") == 0
     rows = read_jsonl(out)
     assert len(rows) == 10
     assert all({"text", "label", "n", "source", "index", "score", "rank"} <= set(r) for r in rows)
@@ -171,25 +155,7 @@ def test_text_pipeline_with_sources_and_passthrough(text_corpus, tmp_path, capsy
     assert meta["featurizer"].startswith("ngrams")
     # byte-identical on a rerun (features now come from the cache)
     out2 = tmp_path / "sel2.jsonl"
-    assert (
-        run_cli(
-            "--pool",
-            pool_a,
-            pool_c,
-            "--target",
-            target,
-            "--budget",
-            10,
-            "--featurizer",
-            "ngrams",
-            "--cache-dir",
-            tmp_path / "cache",
-            "--out",
-            out2,
-            "-q",
-        )
-        == 0
-    )
+    assert run_cli(*args, "--out", out2) == 0
     assert out.read_bytes() == out2.read_bytes()
 
 

@@ -92,36 +92,37 @@ def _has_surrogates(values: Any) -> bool:
 NOT_UTF8 = Problem("not valid UTF-8")
 
 
-def read_jsonl(path: Path) -> Iterator[Row]:
+def _decoded_lines(path: Path) -> Iterator[tuple[int, str | Problem]]:
+    """Non-blank lines with their 1-based numbers, each decoded as strict UTF-8 on its own."""
     with _open_binary(path) as fh:
         for lineno, raw in enumerate(fh, start=1):
             if not raw.strip():
                 continue
             try:
-                line = raw.decode("utf-8")
+                yield lineno, raw.decode("utf-8")
             except UnicodeDecodeError:
                 yield lineno, NOT_UTF8
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield lineno, Problem(f"malformed JSON: {exc.msg} (column {exc.colno})")
-                continue
-            if not isinstance(obj, dict):
-                yield lineno, Problem(f"a JSONL line must be an object, got {type(obj).__name__}")
-                continue
-            yield lineno, obj
+
+
+def read_jsonl(path: Path) -> Iterator[Row]:
+    for lineno, line in _decoded_lines(path):
+        if isinstance(line, Problem):
+            yield lineno, line
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield lineno, Problem(f"malformed JSON: {exc.msg} (column {exc.colno})")
+            continue
+        if not isinstance(obj, dict):
+            yield lineno, Problem(f"a JSONL line must be an object, got {type(obj).__name__}")
+            continue
+        yield lineno, obj
 
 
 def read_txt(path: Path) -> Iterator[Row]:
-    with _open_binary(path) as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            try:
-                yield lineno, {"text": raw.decode("utf-8").rstrip("\r\n")}
-            except UnicodeDecodeError:
-                yield lineno, NOT_UTF8
+    for lineno, line in _decoded_lines(path):
+        yield lineno, line if isinstance(line, Problem) else {"text": line.rstrip("\r\n")}
 
 
 def _read_delimited(path: Path, delimiter: str) -> Iterator[Row]:
