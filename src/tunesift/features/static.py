@@ -63,8 +63,9 @@ def distill_minilm(target: Path, pca_dims: int | None) -> Path:
 class StaticEncoder:
     """model2vec static embeddings of the bundled MiniLM, centered and L2-normalized."""
 
-    #: documents per encode call when featurizing a corpus (calls have a fixed cost)
-    piece_size = 4096
+    #: documents per encode call when featurizing a corpus: model2vec uses a process pool only
+    #: for calls above 10,000 sentences (9.3k docs/s in calls of 4,096 on 2 cores)
+    piece_size = 16384
 
     def __init__(self, cache_dir: Path, pca_dims: int | None = 256, normalize: bool = True):
         self.cache_dir = Path(cache_dir)

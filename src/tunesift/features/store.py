@@ -111,12 +111,17 @@ def featurize(
     featurizer: Featurizer,
     *,
     cache_dir: Path,
-    shard_size: int = 4096,
+    shard_size: int | None = None,
     batch_size: int = 64,
     show_progress: bool = False,
     desc: str = "embedding",
 ) -> np.ndarray:
-    """Features of every good record of ``corpus``, (n, dim) float32, from the cache when there."""
+    """Features of every good record of ``corpus``, (n, dim) float32, from the cache when there.
+
+    ``shard_size`` defaults to 4,096 rows, or the featurizer's ``piece_size`` when larger.
+    """
+    if shard_size is None:
+        shard_size = max(4096, getattr(featurizer, "piece_size", None) or 0)
     root = Path(cache_dir) / "features" / cache_key(featurizer.id, corpus.fingerprint())
     manifest = root / MANIFEST
     if manifest.exists():
