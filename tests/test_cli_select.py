@@ -350,3 +350,32 @@ def test_ot_mode_and_fit_sample_reach_the_method(fig3_features, tmp_path):
     assert meta["params"]["ot_mode"] == "sampled" and meta["params"]["fit_sample"] == 2000
     assert meta["diagnostics"]["ot_mode"] == "sampled" and meta["diagnostics"]["fit_size"] == 2000
     assert sum(r["index"] >= 9900 for r in read_jsonl(out)) >= 90
+
+
+def test_pca_before_ot(fig3_features, tmp_path):
+    x, y = fig3_features  # 2-d: PCA to 1 keeps the axis that separates cats from dogs
+    out = tmp_path / "sel.jsonl"
+    assert run_cli("--pool-features", x, "--target-features", y, "--budget", 100,
+                   "--out", out, "--pca-dim", 1, "-q") == 0  # fmt: skip
+    meta = json.loads(Path(str(out) + ".meta.json").read_text())
+    assert meta["pca"]["dim"] == 1 and meta["pca"]["explained_variance_ratio"] > 0.5
+    assert sum(r["index"] >= 9900 for r in read_jsonl(out)) >= 90
+
+
+def test_scoring_in_shards_gives_the_same_selection(fig3_features, tmp_path, monkeypatch):
+    from tunesift import api
+
+    x, y = fig3_features
+    whole, sharded = tmp_path / "whole.jsonl", tmp_path / "sharded.jsonl"
+    assert (
+        run_cli("--pool-features", x, "--target-features", y, "--budget", 100, "--out", whole, "-q")
+        == 0
+    )
+    monkeypatch.setattr(api, "SCORE_SHARD_ROWS", 999)
+    assert (
+        run_cli(
+            "--pool-features", x, "--target-features", y, "--budget", 100, "--out", sharded, "-q"
+        )
+        == 0
+    )
+    assert whole.read_bytes() == sharded.read_bytes()

@@ -15,6 +15,7 @@ import numpy as np
 
 from tunesift.corpus.corpus import Corpus
 from tunesift.errors import InputError, TunesiftError
+from tunesift.features.pca import PCA
 from tunesift.features.registry import get_featurizer
 from tunesift.features.store import default_cache_dir, featurize, load_features_npy
 from tunesift.methods import make_method
@@ -83,6 +84,7 @@ def select(
     cache_dir: PathLike | None = None,
     device: str = "auto",
     seed: int = 0,
+    pca_dim: int | None = None,
     show_progress: bool = False,
     **method_params: Any,
 ) -> Selection:
@@ -92,7 +94,9 @@ def select(
     of paths, or ``Corpus`` objects. Features come from ``featurizer`` ("minilm", "static",
     "ngrams", or a local sentence-transformers folder), cached under ``cache_dir``; or from
     ``pool_features``/``target_features`` .npy files (rows aligned with the records; with no
-    records, a selected record is its row index). Extra keyword arguments are the method's
+    records, a selected record is its row index). ``pca_dim`` projects both onto the top
+    principal components of a pool sample plus the target before the method runs. Extra keyword
+    arguments are the method's
     hyper-parameters (for GOT-D: ``epsilon``, ``epsilon_mode``, ``tol``, ``max_iter``, ``momentum``).
     """
     t_start = time.perf_counter()
@@ -145,6 +149,12 @@ def select(
             f"budget {budget} is larger than the pool ({len(x_pool)} rows)", pool_features or "pool"
         )
 
+    pca_info = None
+    if pca_dim is not None:
+        pca = PCA.fit(x_pool, x_target, pca_dim, seed=seed)
+        x_pool, x_target = pca.transform(x_pool), pca.transform(x_target)
+        pca_info = {"dim": pca_dim, "explained_variance_ratio": pca.explained_variance_ratio}
+
     params = dict(method_params)
     params.setdefault("seed", seed)
     if method == "gotd":
@@ -153,7 +163,7 @@ def select(
     m = make_method(method, **params)
     t0 = time.perf_counter()
     m.fit(x_pool, x_target)
-    scores = m.score(x_pool)
+    scores = _score_in_shards(m, x_pool, show_progress)
     indices = m.select(scores, int(budget))
     t_method = time.perf_counter() - t0
     diagnostics = m.diagnostics()
@@ -176,6 +186,7 @@ def select(
         pool=pool_corpus,
         info={
             "featurizer": getattr(feat, "id", None) if feat is not None else "precomputed",
+            "pca": pca_info,
             "inputs": {
                 "pool": [str(p) for p in pool_corpus.paths] if pool_corpus else None,
                 "target": [str(p) for p in target_corpus.paths] if target_corpus else None,
@@ -193,6 +204,27 @@ def select(
             },
         },
     )
+
+
+SCORE_SHARD_ROWS = 262_144
+
+
+def _score_in_shards(method: Any, x: np.ndarray, show_progress: bool) -> np.ndarray:
+    """``method.score`` shard by shard (the map step; each shard is independent), with progress."""
+    scores = np.empty(len(x), dtype=np.float32)
+    bar = None
+    if show_progress and len(x) > SCORE_SHARD_ROWS:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(x), desc="scoring", unit="row", dynamic_ncols=True)
+    for start in range(0, len(x), SCORE_SHARD_ROWS):
+        stop = min(start + SCORE_SHARD_ROWS, len(x))
+        scores[start:stop] = method.score(x[start:stop])
+        if bar is not None:
+            bar.update(stop - start)
+    if bar is not None:
+        bar.close()
+    return scores
 
 
 def _bad_summary(corpus: Corpus | None) -> dict[str, Any] | None:

@@ -76,6 +76,12 @@ def _add_select(sub: argparse._SubParsersAction) -> None:
         help="epsilon relative to the median cost (default) or absolute",
     )
     sel.add_argument(
+        "--pca-dim",
+        type=int,
+        metavar="D",
+        help="project features onto D principal components before selecting (default: off)",
+    )
+    sel.add_argument(
         "--ot-mode",
         choices=["auto", "exact", "sampled"],
         help="GOT-D: solve on the whole pool, or fit on a sample and extend by c-transform "
@@ -141,6 +147,7 @@ def run_select(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir,
         device=args.device,
         seed=args.seed,
+        pca_dim=args.pca_dim,
         show_progress=not args.quiet,
         **params,
     )
