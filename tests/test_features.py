@@ -73,7 +73,7 @@ def test_crash_then_resume_encodes_only_missing_shards(tmp_path):
     crashing = CountingFeaturizer(crash_after=2)
     with pytest.raises(KeyboardInterrupt):
         featurize(FakeCorpus(TEXTS), crashing, cache_dir=tmp_path / "c", shard_size=10)
-    root = tmp_path / "c" / "features" / cache_key("counting-v1", "fp")
+    root = tmp_path / "c" / "features" / cache_key("counting-v1|float16", "fp")
     assert sorted(p.name for p in root.iterdir()) == ["shard-00000.npy", "shard-00001.npy"]
     resumed = CountingFeaturizer()
     out = featurize(FakeCorpus(TEXTS), resumed, cache_dir=tmp_path / "c", shard_size=10)

@@ -20,6 +20,7 @@ import numpy as np
 
 from tunesift.errors import InputError, TunesiftError
 from tunesift.features.base import Featurizer
+from tunesift.features.matrix import FeatureMatrix
 
 logger = logging.getLogger(__name__)
 
@@ -115,14 +116,20 @@ def featurize(
     batch_size: int = 64,
     show_progress: bool = False,
     desc: str = "embedding",
-) -> np.ndarray:
+    dtype: str = "float16",
+) -> FeatureMatrix | np.ndarray:
     """Features of every good record of ``corpus``, (n, dim) float32, from the cache when there.
 
     ``shard_size`` defaults to 4,096 rows, or the featurizer's ``piece_size`` when larger.
+    Shards are stored as ``dtype`` (float16 by default: half the disk and page cache; features are
+    computed and read as float32) and returned memory-mapped as a ``FeatureMatrix``.
     """
+    if dtype not in ("float16", "float32"):
+        raise TunesiftError(f"feature dtype must be float16 or float32, got {dtype!r}")
     if shard_size is None:
         shard_size = max(4096, getattr(featurizer, "piece_size", None) or 0)
-    root = Path(cache_dir) / "features" / cache_key(featurizer.id, corpus.fingerprint())
+    key = cache_key(f"{featurizer.id}|{dtype}", corpus.fingerprint())
+    root = Path(cache_dir) / "features" / key
     manifest = root / MANIFEST
     if manifest.exists():
         meta = json.loads(manifest.read_text())
@@ -147,7 +154,8 @@ def featurize(
                 if bar is not None:
                     bar.update(len(texts))
             else:
-                _save_atomic(path, _encode_shard(featurizer, texts, batch_size, bar))
+                vecs = _encode_shard(featurizer, texts, batch_size, bar)
+                _save_atomic(path, vecs.astype(dtype, copy=False))
             if dim is None:
                 dim = int(np.load(path, mmap_mode="r").shape[1])
             shards.append({"file": path.name, "rows": len(texts)})
@@ -160,7 +168,7 @@ def featurize(
         "fingerprint": corpus.fingerprint(),
         "n": n,
         "dim": dim if dim is not None else 0,
-        "dtype": "float32",
+        "dtype": dtype,
         "shard_size": shard_size,
         "shards": shards,
     }
@@ -170,15 +178,14 @@ def featurize(
     return _load(root, meta)
 
 
-def _load(root: Path, meta: dict[str, Any]) -> np.ndarray:
+def _load(root: Path, meta: dict[str, Any]) -> FeatureMatrix | np.ndarray:
     if not meta["shards"]:
         return np.zeros((0, meta["dim"]), dtype=np.float32)
-    parts = [np.load(root / s["file"], mmap_mode="r") for s in meta["shards"]]
-    return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+    return FeatureMatrix([np.load(root / s["file"], mmap_mode="r") for s in meta["shards"]])
 
 
-def load_features_npy(path: Path) -> np.ndarray:
-    """User-given features: a 2-D float .npy (memory-mapped), returned as float32."""
+def load_features_npy(path: Path) -> FeatureMatrix | np.ndarray:
+    """User-given features: a 2-D float .npy, memory-mapped, read as float32."""
     if not path.exists():
         raise InputError("no such file or directory", path)
     if path.suffix.lower() != ".npy":
@@ -190,5 +197,5 @@ def load_features_npy(path: Path) -> np.ndarray:
     if x.ndim != 2 or not np.issubdtype(x.dtype, np.floating):
         raise InputError(f"features must be a 2-D float array, got {x.dtype} {x.shape}", path)
     if x.dtype != np.float32:
-        return np.asarray(x, dtype=np.float32)
+        return FeatureMatrix([x])  # float16/float64 on disk: read as float32, chunk by chunk
     return x
