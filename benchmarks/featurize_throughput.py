@@ -1,7 +1,7 @@
 """Featurization throughput: tunesift's featurize (cache, shards, progress) vs bare encode calls.
 
     python benchmarks/featurize_throughput.py [--corpus data/bench/pool.jsonl] [--st-docs 2000] \
-        [--static-docs 100000] [--batch-size 64]
+        [--static-docs 100000] [--batch-size 64] [--sweep 16,32,64,128]
 
 Same texts (a seeded sample of the corpus), same batch size, same process: MiniLM through
 ``tunesift.features.store.featurize`` (fresh cache) against one bare
@@ -49,6 +49,9 @@ def main() -> None:
     ap.add_argument("--st-docs", type=int, default=2000)
     ap.add_argument("--static-docs", type=int, default=100_000)
     ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument(
+        "--sweep", help="comma-separated batch sizes: MiniLM featurize docs/s for each, then stop"
+    )
     args = ap.parse_args()
     from tunesift.features.registry import get_featurizer
     from tunesift.features.store import featurize
@@ -58,6 +61,15 @@ def main() -> None:
     words = sum(len(t.split()) for t in texts) / len(texts)
     enc = get_featurizer("minilm", cache_dir=cache, device="cpu")
     model = enc.model
+    if args.sweep:
+        model.encode(texts[:64], batch_size=64)  # warm-up
+        for bs in (int(b) for b in args.sweep.split(",")):
+            t = time.perf_counter()
+            featurize(ListCorpus(texts), enc, cache_dir=cache, batch_size=bs)
+            print(
+                f"MiniLM featurize, batch {bs}: {len(texts) / (time.perf_counter() - t):.1f} docs/s"
+            )
+        return
     model.encode(texts[:64], batch_size=args.batch_size)  # warm-up
     t = time.perf_counter()
     model.encode(texts, batch_size=args.batch_size, normalize_embeddings=True)
