@@ -88,6 +88,13 @@ class SentenceEncoder:
         return self._model
 
     @property
+    def batch_size(self) -> int:
+        """Measured on the 2-core CPU (benchmarks/featurize_throughput.py --sweep): batch 16 gave
+        79 docs/s against 61-67 at 64 and 51-53 at 128 (less padding per batch); on a GPU, large
+        batches pay (128, not yet measured here)."""
+        return 16 if resolve_torch_device(self.device) == "cpu" else 128
+
+    @property
     def dim(self) -> int:
         model = self.model
         get_dim = (

@@ -113,17 +113,20 @@ def featurize(
     *,
     cache_dir: Path,
     shard_size: int | None = None,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     show_progress: bool = False,
     desc: str = "embedding",
     dtype: str = "float16",
 ) -> FeatureMatrix | np.ndarray:
     """Features of every good record of ``corpus``, (n, dim) float32, from the cache when there.
 
-    ``shard_size`` defaults to 4,096 rows, or the featurizer's ``piece_size`` when larger.
+    ``shard_size`` defaults to 4,096 rows, or the featurizer's ``piece_size`` when larger;
+    ``batch_size`` to the featurizer's own ``batch_size`` (else 64).
     Shards are stored as ``dtype`` (float16 by default: half the disk and page cache; features are
     computed and read as float32) and returned memory-mapped as a ``FeatureMatrix``.
     """
+    if batch_size is None:
+        batch_size = int(getattr(featurizer, "batch_size", 64))
     if dtype not in ("float16", "float32"):
         raise TunesiftError(f"feature dtype must be float16 or float32, got {dtype!r}")
     if shard_size is None:
