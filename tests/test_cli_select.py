@@ -15,6 +15,11 @@ def run_cli(*args: str) -> int:
     return main(["select", *map(str, args)])
 
 
+def run_ngrams(tmp_path: Path, *args) -> int:
+    """A text-input run with the fast n-gram featurizer and a per-test cache."""
+    return run_cli(*args, "--featurizer", "ngrams", "--cache-dir", tmp_path / "cache", "-q")
+
+
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
@@ -140,10 +145,9 @@ def text_corpus(tmp_path):
 
 def test_text_pipeline_with_sources_and_passthrough(text_corpus, tmp_path, capsys):
     pool_a, pool_c, target = text_corpus
-    args = ["--pool", pool_a, pool_c, "--target", target, "--budget", 10,
-            "--featurizer", "ngrams", "--cache-dir", tmp_path / "cache", "-q"]  # fmt: skip
+    args = ["--pool", pool_a, pool_c, "--target", target, "--budget", 10]
     out = tmp_path / "sel.jsonl"
-    assert run_cli(*args, "--out", out, "--group-by", "label") == 0
+    assert run_ngrams(tmp_path, *args, "--out", out, "--group-by", "label") == 0
     rows = read_jsonl(out)
     assert len(rows) == 10
     assert all({"text", "label", "n", "source", "index", "score", "rank"} <= set(r) for r in rows)
@@ -155,7 +159,7 @@ def test_text_pipeline_with_sources_and_passthrough(text_corpus, tmp_path, capsy
     assert meta["featurizer"].startswith("ngrams")
     # byte-identical on a rerun (features now come from the cache)
     out2 = tmp_path / "sel2.jsonl"
-    assert run_cli(*args, "--out", out2) == 0
+    assert run_ngrams(tmp_path, *args, "--out", out2) == 0
     assert out.read_bytes() == out2.read_bytes()
 
 
@@ -163,21 +167,8 @@ def test_parquet_output(text_corpus, tmp_path):
     pool_a, pool_c, target = text_corpus
     out = tmp_path / "sel.parquet"
     assert (
-        run_cli(
-            "--pool",
-            pool_a,
-            pool_c,
-            "--target",
-            target,
-            "--budget",
-            5,
-            "--featurizer",
-            "ngrams",
-            "--cache-dir",
-            tmp_path / "cache",
-            "--out",
-            out,
-            "-q",
+        run_ngrams(
+            tmp_path, "--pool", pool_a, pool_c, "--target", target, "--budget", 5, "--out", out
         )
         == 0
     )
@@ -191,16 +182,7 @@ def test_parquet_output(text_corpus, tmp_path):
 
 
 def _bad(tmp_path, capsys, *args) -> str:
-    code = run_cli(
-        *args,
-        "--featurizer",
-        "ngrams",
-        "--cache-dir",
-        tmp_path / "cache",
-        "--out",
-        tmp_path / "o.jsonl",
-        "-q",
-    )
+    code = run_ngrams(tmp_path, *args, "--out", tmp_path / "o.jsonl")
     err = capsys.readouterr().err.strip()
     assert code == 2, err
     assert "Traceback" not in err
@@ -290,22 +272,18 @@ def test_on_bad_skip_counts_and_reports(text_corpus, tmp_path, capsys):
         + ("\n".join(good[3:]) + "\n").encode()
     )
     out = tmp_path / "sel.jsonl"
-    code = run_cli(
+    code = run_ngrams(
+        tmp_path,
         "--pool",
         pool,
         "--target",
         target,
         "--budget",
         6,
-        "--featurizer",
-        "ngrams",
-        "--cache-dir",
-        tmp_path / "cache",
         "--out",
         out,
         "--on-bad",
         "skip",
-        "-q",
     )
     assert code == 0
     printed = capsys.readouterr().out

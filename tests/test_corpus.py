@@ -184,11 +184,3 @@ def test_fingerprint_tracks_files_and_options(tmp_path):
     assert Corpus(path, text_field="id").fingerprint() != a
     path.write_text(path.read_text() + json.dumps({"text": "new"}) + "\n")
     assert Corpus(path).fingerprint() != a
-
-
-def test_records_at(tmp_path):
-    c = Corpus([write(tmp_path, "a.jsonl"), write(tmp_path, "b.jsonl")])
-    got = c.records_at([4, 0])
-    assert sorted(got) == [0, 4]
-    assert got[4]["text"] == ROWS[1]["text"] and got[4]["source"] == "b"
-    assert got[0]["location"] == (str(tmp_path / "a.jsonl"), 1)

@@ -28,7 +28,7 @@ PathLike = str | Path
 Source = PathLike | Sequence[PathLike] | Corpus | None
 
 
-def _as_corpus(source: Source, role: str, **options: Any) -> Corpus | None:
+def _as_corpus(source: Source, **options: Any) -> Corpus | None:
     if source is None or isinstance(source, Corpus):
         return source
     paths = [source] if isinstance(source, (str, Path)) else list(source)
@@ -113,8 +113,8 @@ def select(
         text_template=text_template,
         on_bad=on_bad,
     )
-    pool_corpus = _as_corpus(pool, "pool", **options)
-    target_corpus = _as_corpus(target, "target", **options)
+    pool_corpus = _as_corpus(pool, **options)
+    target_corpus = _as_corpus(target, **options)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
 
     # Fail before the long embedding work on what can be checked from the records alone.
@@ -177,7 +177,6 @@ def select(
         method=method,
         indices=np.asarray(indices, dtype=np.int64),
         scores=np.asarray(scores, dtype=np.float32),
-        ascending=m.ascending,
         params={k: v for k, v in m.get_params().items()},
         diagnostics=diagnostics,
         seed=seed,

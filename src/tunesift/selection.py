@@ -36,7 +36,6 @@ class Selection:
     method: str
     indices: np.ndarray
     scores: np.ndarray
-    ascending: bool
     params: dict[str, Any]
     diagnostics: dict[str, Any]
     seed: int

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import string
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -180,20 +180,3 @@ class Corpus:
             pass
         assert self._count is not None
         return self._count[1]
-
-    def records_at(self, indices: Iterable[int]) -> dict[int, dict[str, Any]]:
-        """The wanted rows (by corpus index), in one streaming pass."""
-        wanted = set(int(i) for i in indices)
-        found: dict[int, dict[str, Any]] = {}
-        for batch in self.batches():
-            for k, idx in enumerate(batch.index):
-                if idx in wanted:
-                    found[idx] = {
-                        "index": idx,
-                        "id": batch.ids[k],
-                        "text": batch.texts[k],
-                        "source": batch.sources[k],
-                        "fields": batch.fields[k],
-                        "location": batch.location[k],
-                    }
-        return found
