@@ -357,3 +357,12 @@ def test_scoring_in_shards_gives_the_same_selection(fig3_features, tmp_path, mon
         == 0
     )
     assert whole.read_bytes() == sharded.read_bytes()
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_without_a_gpu_is_a_one_line_error(text_corpus, tmp_path, capsys):
+    pool_a, _, target = text_corpus
+    err = _bad(
+        tmp_path, capsys, "--pool", pool_a, "--target", target, "--budget", 1, "--device", "cuda"
+    )
+    assert "CUDA" in err

@@ -19,7 +19,7 @@ from tunesift.features.pca import PCA
 from tunesift.features.registry import get_featurizer
 from tunesift.features.store import default_cache_dir, featurize, load_features_npy
 from tunesift.methods import make_method
-from tunesift.ot.sinkhorn import sinkhorn
+from tunesift.ot.sinkhorn import resolve_device, sinkhorn
 from tunesift.selection import Selection
 
 logger = logging.getLogger(__name__)
@@ -96,14 +96,15 @@ def select(
     ``pool_features``/``target_features`` .npy files (rows aligned with the records; with no
     records, a selected record is its row index). ``pca_dim`` projects both onto the top
     principal components of a pool sample plus the target before the method runs. Extra keyword
-    arguments are the method's
-    hyper-parameters (for GOT-D: ``epsilon``, ``epsilon_mode``, ``tol``, ``max_iter``, ``momentum``).
+    arguments are the method's hyper-parameters (for GOT-D: ``epsilon``, ``epsilon_mode``,
+    ``tol``, ``max_iter``, ``momentum``, ``ot_mode``, ``fit_sample``).
     """
     t_start = time.perf_counter()
     if (pool_features is None) != (target_features is None):
         raise TunesiftError(
             "--pool-features and --target-features go together: both spaces must match"
         )
+    resolve_device(device)  # "cuda" without a GPU is a one-line error before any work
     if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1:
         raise TunesiftError(f"budget must be a positive integer, got {budget!r}")
     options = dict(
