@@ -1,14 +1,17 @@
 """Featurizers and the resumable feature cache."""
 
 import json
+import zlib
 
 import numpy as np
 import pytest
 
+import tunesift
 from tunesift.corpus.records import RecordBatch
 from tunesift.errors import InputError, TunesiftError
 from tunesift.features.ngrams import HashedNgrams, ngram_buckets
 from tunesift.features.registry import get_featurizer
+from tunesift.features.sentence import SentenceEncoder
 from tunesift.features.store import cache_key, featurize, load_features_npy
 
 
@@ -74,13 +77,77 @@ def test_crash_then_resume_encodes_only_missing_shards(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         featurize(FakeCorpus(TEXTS), crashing, cache_dir=tmp_path / "c", shard_size=10)
     root = tmp_path / "c" / "features" / cache_key("counting-v1|float16", "fp")
-    assert sorted(p.name for p in root.iterdir()) == ["shard-00000.npy", "shard-00001.npy"]
+    assert sorted(p.name for p in root.iterdir()) == [
+        "layout.json",
+        "shard-00000.npy",
+        "shard-00001.npy",
+    ]
     resumed = CountingFeaturizer()
     out = featurize(FakeCorpus(TEXTS), resumed, cache_dir=tmp_path / "c", shard_size=10)
     assert resumed.calls == 3
     assert np.array_equal(out, reference)
     manifest = json.loads((root / "manifest.json").read_text())
     assert manifest["n"] == 50 and [s["rows"] for s in manifest["shards"]] == [10] * 5
+    assert manifest["featurizer"] == "counting-v1" and manifest["fingerprint"] == "fp"
+    assert manifest["dim"] == 3 and manifest["tunesift_version"] == tunesift.__version__
+
+
+def test_resume_with_another_shard_size_keeps_the_first_layout(tmp_path):
+    """Shard 1 of 10-row shards has 10 rows, like shard 1 of 20-row shards over 30 texts, but
+    holds rows 10-19, not 20-29: a resume must not take it."""
+    texts = TEXTS[:30]
+    reference = featurize(FakeCorpus(texts), CountingFeaturizer(), cache_dir=tmp_path / "r")
+    with pytest.raises(KeyboardInterrupt):
+        featurize(
+            FakeCorpus(texts), CountingFeaturizer(crash_after=2), cache_dir=tmp_path, shard_size=10
+        )
+    resumed = CountingFeaturizer()
+    out = featurize(FakeCorpus(texts), resumed, cache_dir=tmp_path, shard_size=20)
+    assert resumed.calls == 1  # only the third 10-row shard
+    assert np.array_equal(out, reference)
+
+
+def test_a_damaged_cache_is_rebuilt_where_damaged(tmp_path):
+    reference = featurize(
+        FakeCorpus(TEXTS), CountingFeaturizer(), cache_dir=tmp_path, shard_size=10
+    )
+    reference = np.asarray(reference)
+    root = tmp_path / "features" / cache_key("counting-v1|float16", "fp")
+    (root / "shard-00003.npy").unlink()
+    f = CountingFeaturizer()
+    assert np.array_equal(
+        featurize(FakeCorpus(TEXTS), f, cache_dir=tmp_path, shard_size=10), reference
+    )
+    assert f.calls == 1
+    (root / "manifest.json").write_text("{trunc")  # a torn manifest: rebuilt from the shards
+    f = CountingFeaturizer()
+    assert np.array_equal(
+        featurize(FakeCorpus(TEXTS), f, cache_dir=tmp_path, shard_size=10), reference
+    )
+    assert f.calls == 0
+
+
+def test_empty_corpus_gives_zero_rows_of_the_featurizer_width(tmp_path):
+    out = featurize(FakeCorpus([]), CountingFeaturizer(), cache_dir=tmp_path)
+    assert out.shape == (0, 3) and out.dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    "bad, why",
+    [
+        (lambda texts: np.zeros((len(texts) + 1, 3), np.float32), "shape"),
+        (lambda texts: np.zeros((len(texts), 3), np.int64), "not floats"),
+        (lambda texts: np.full((len(texts), 3), np.inf, np.float32), "infinite"),
+    ],
+)
+def test_bad_featurizer_output_is_an_error_naming_it(tmp_path, bad, why):
+    class Bad(CountingFeaturizer):
+        def encode(self, texts, batch_size=64, show_progress=False):
+            return bad(texts)
+
+    with pytest.raises(TunesiftError, match=why) as info:
+        featurize(FakeCorpus(TEXTS), Bad(), cache_dir=tmp_path)
+    assert "counting-v1" in str(info.value)
 
 
 def test_cache_key_changes_with_featurizer_and_corpus(tmp_path):
@@ -109,6 +176,18 @@ def test_ngrams_are_deterministic_and_normalized():
     assert len(buckets) == 3  # a, b, "a b"
     assert ngram_buckets("a b", 1000) == buckets  # stable across calls (and processes: crc32)
     assert f.encode([""]).sum() == 0
+    assert f.id == "ngrams-crc32-b1000-l2" and f.dim == 1000
+
+
+def test_ngrams_count_unigrams_and_ordered_bigrams():
+    f = HashedNgrams(num_buckets=1 << 20, normalize=False)  # wide: no collisions among these
+    v = f.encode(["Cats chase dogs, cats chase mice."])[0]
+    bucket = {g: zlib.crc32(g.encode()) % (1 << 20) for g in ["cats", "cats chase", "dogs ,", ","]}
+    assert v[bucket["cats"]] == 2 and v[bucket["cats chase"]] == 2  # lowercased, counted
+    assert v[bucket["dogs ,"]] == 1 and v[bucket[","]] == 1  # punctuation is a token
+    assert v.sum() == 8 + 7  # 8 tokens, 7 bigrams
+    w = f.encode(["chase cats"])[0]
+    assert w[bucket["cats chase"]] == 0  # bigrams are ordered
 
 
 def test_load_features_npy(tmp_path):
@@ -127,8 +206,30 @@ def test_load_features_npy(tmp_path):
 
 
 def test_unknown_featurizer(tmp_path):
-    with pytest.raises(InputError, match="unknown featurizer"):
+    with pytest.raises(InputError, match="unknown featurizer") as info:
         get_featurizer("bert-huge", cache_dir=tmp_path)
+    for choice in ("minilm", "static", "ngrams"):
+        assert choice in str(info.value)
+    assert isinstance(get_featurizer("ngrams", cache_dir=tmp_path, num_buckets=7), HashedNgrams)
+
+
+def test_a_model_path_that_is_not_a_folder_is_named(tmp_path):
+    (tmp_path / "model.bin").write_bytes(b"x")
+    for make in (
+        lambda p: SentenceEncoder(str(p)),
+        lambda p: get_featurizer(str(p), cache_dir=tmp_path),
+    ):
+        with pytest.raises(InputError, match="not a local sentence-transformers") as info:
+            make(tmp_path / "model.bin")
+        assert str(tmp_path / "model.bin") in str(info.value)
+
+
+def test_minilm_id_names_its_vectors_without_loading_it():
+    a = SentenceEncoder("minilm", device="cpu")
+    b = SentenceEncoder("minilm", device="cpu", normalize=False)  # its pipeline normalizes anyway
+    c = SentenceEncoder("minilm", device="cpu", max_seq_length=128)
+    assert a.id.startswith("st:all-MiniLM-L6-v2:") and a.id.endswith(":msldefault:norm1")
+    assert b.id == a.id and c.id != a.id and a._model is None
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,11 @@ NAMES = ("minilm", "static", "ngrams")
 def get_featurizer(
     name: str, *, cache_dir: Path, device: str = "auto", **params: Any
 ) -> Featurizer:
+    """The featurizer called ``name``, built with ``params``; models load on first use.
+
+    An existing path that is not a model folder goes to ``SentenceEncoder``, whose error names
+    the path, rather than to "unknown featurizer", which would hide a typo in a folder name.
+    """
     if name == "ngrams":
         from tunesift.features.ngrams import HashedNgrams
 
@@ -22,7 +27,7 @@ def get_featurizer(
         from tunesift.features.static import StaticEncoder
 
         return StaticEncoder(cache_dir, **params)
-    if name == "minilm" or Path(name).is_dir():
+    if name == "minilm" or Path(name).exists():
         from tunesift.features.sentence import SentenceEncoder
 
         return SentenceEncoder(name, device=device, **params)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -30,7 +31,23 @@ def folder_digest(path: Path) -> str:
     return h.hexdigest()[:12]
 
 
+def has_normalize_module(path: Path) -> bool:
+    """Whether the model's own pipeline ends in L2 normalization (MiniLM's does: ``2_Normalize``).
+
+    Such a model returns unit vectors even with ``normalize=False``, so the featurizer id must say
+    ``norm1`` for it: the id names the vectors, not the flag.
+    """
+    try:
+        modules = json.loads((path / "modules.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return any(
+        isinstance(m, dict) and str(m.get("type", "")).endswith(".Normalize") for m in modules
+    )
+
+
 def resolve_torch_device(device: str) -> str:
+    """``auto`` is CUDA when torch sees a GPU, else CPU; anything else is passed through."""
     if device != "auto":
         return device
     import torch
@@ -44,6 +61,11 @@ class SentenceEncoder:
     GOT-D's official notebooks mean-pool over padding tokens too, which makes a text's vector
     depend on the batch it was padded in; sentence-transformers masks padding, and a test pins
     that against a manual masked mean of the transformer's last hidden state.
+
+    ``max_seq_length=None`` keeps the model's own limit (256 tokens for MiniLM, from its
+    ``sentence_bert_config.json``); longer texts are truncated. ``normalize`` asks
+    sentence-transformers for unit vectors; a model whose pipeline already normalizes (MiniLM)
+    gives unit vectors either way, and its id says so.
     """
 
     def __init__(
@@ -62,7 +84,8 @@ class SentenceEncoder:
         self.max_seq_length = max_seq_length
         self.normalize = normalize
         msl = max_seq_length if max_seq_length is not None else "default"
-        self.id = f"st:{self.name}:{folder_digest(path)}:msl{msl}:norm{int(normalize)}"
+        unit = normalize or has_normalize_module(path)
+        self.id = f"st:{self.name}:{folder_digest(path)}:msl{msl}:norm{int(unit)}"
         self._model = None
 
     @property

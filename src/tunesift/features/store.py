@@ -4,6 +4,12 @@ Layout: ``<cache>/features/<key>/shard-00000.npy ... manifest.json``, where ``ke
 featurizer id and the corpus fingerprint. Each shard holds exactly ``shard_size`` rows (the last
 fewer) and is written to a temporary file then renamed, so a crash loses at most the shard being
 embedded. The manifest is written last; with it present, a rerun only reads the shards.
+
+``layout.json``, written before the first shard, pins the shard size of a partial run: a resume
+with another ``shard_size`` would otherwise take an old shard that merely has the right row count
+(rows 10-19 as the second shard of 20-row shards) for the wrong rows. A resume adopts the stored
+size instead. Temporary files carry the process id, so two runs racing on one key never rename
+each other's half-written file into place.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from tunesift import __version__
 from tunesift.errors import InputError, TunesiftError
 from tunesift.features.base import Featurizer
 from tunesift.features.matrix import FeatureMatrix
@@ -25,6 +32,7 @@ from tunesift.features.matrix import FeatureMatrix
 logger = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
+LAYOUT = "layout.json"
 
 
 class _Corpus(Protocol):
@@ -39,14 +47,42 @@ def default_cache_dir() -> Path:
 
 
 def cache_key(featurizer_id: str, fingerprint: str) -> str:
+    """The cache folder name: any change to the featurizer id or the corpus gives a new folder."""
     return hashlib.sha256(f"{featurizer_id}\0{fingerprint}".encode()).hexdigest()[:20]
 
 
+def _tmp_path(path: Path) -> Path:
+    return path.with_name(f"{path.name}.{os.getpid()}.tmp")
+
+
 def _save_atomic(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = _tmp_path(path)
     with open(tmp, "wb") as fh:
         np.save(fh, array)
     os.replace(tmp, path)
+
+
+def _write_json_atomic(path: Path, obj: dict[str, Any]) -> None:
+    tmp = _tmp_path(path)
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    """The JSON object at ``path``, or None when it is missing or unreadable (a torn write)."""
+    try:
+        obj = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def _manifest_ok(root: Path, meta: dict[str, Any]) -> bool:
+    """Every shard the manifest lists is there with its row count (reads only .npy headers)."""
+    try:
+        return all(_shard_ok(root / s["file"], int(s["rows"])) for s in meta["shards"])
+    except (KeyError, TypeError, ValueError):
+        return False
 
 
 def _shard_ok(path: Path, rows: int) -> bool:
@@ -74,6 +110,8 @@ def _check(vecs: np.ndarray, n: int, featurizer: Featurizer) -> np.ndarray:
     vecs = np.asarray(vecs)
     if vecs.ndim != 2 or vecs.shape[0] != n:
         raise TunesiftError(f"featurizer {featurizer.id} returned shape {vecs.shape} for {n} texts")
+    if not np.issubdtype(vecs.dtype, np.floating):
+        raise TunesiftError(f"featurizer {featurizer.id} returned {vecs.dtype}, not floats")
     if not np.isfinite(vecs).all():
         raise TunesiftError(f"featurizer {featurizer.id} returned NaN or infinite values")
     return vecs.astype(np.float32, copy=False)
@@ -134,11 +172,23 @@ def featurize(
     key = cache_key(f"{featurizer.id}|{dtype}", corpus.fingerprint())
     root = Path(cache_dir) / "features" / key
     manifest = root / MANIFEST
-    if manifest.exists():
-        meta = json.loads(manifest.read_text())
+    meta = _read_json(manifest)
+    if meta is not None and _manifest_ok(root, meta):
         logger.info("features from cache %s (%d rows)", root, meta["n"])
         return _load(root, meta)
+    if manifest.exists():
+        logger.warning(
+            "feature cache %s is incomplete or damaged: rebuilding what is missing", root
+        )
+        manifest.unlink(missing_ok=True)
     root.mkdir(parents=True, exist_ok=True)
+    stored = (_read_json(root / LAYOUT) or {}).get("shard_size")
+    if isinstance(stored, int) and stored > 0:
+        if stored != shard_size:
+            logger.info("resuming %s with its shard size %d (not %d)", root, stored, shard_size)
+            shard_size = stored
+    else:
+        _write_json_atomic(root / LAYOUT, {"shard_size": shard_size, "dtype": dtype})
     total = None
     count = getattr(corpus, "count", None)
     if callable(count):
@@ -159,8 +209,12 @@ def featurize(
             else:
                 vecs = _encode_shard(featurizer, texts, batch_size, bar)
                 _save_atomic(path, vecs.astype(dtype, copy=False))
-            if dim is None:
-                dim = int(np.load(path, mmap_mode="r").shape[1])
+            width = int(np.load(path, mmap_mode="r").shape[1])
+            if dim is not None and width != dim:
+                raise TunesiftError(
+                    f"featurizer {featurizer.id} gave {width}-d vectors after {dim}-d ones ({path})"
+                )
+            dim = width
             shards.append({"file": path.name, "rows": len(texts)})
     finally:
         if bar is not None:
@@ -170,14 +224,13 @@ def featurize(
         "featurizer": featurizer.id,
         "fingerprint": corpus.fingerprint(),
         "n": n,
-        "dim": dim if dim is not None else 0,
+        "dim": dim if dim is not None else int(featurizer.dim),  # empty corpus: ask the model
         "dtype": dtype,
         "shard_size": shard_size,
         "shards": shards,
+        "tunesift_version": __version__,
     }
-    tmp = manifest.with_name(MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp, manifest)
+    _write_json_atomic(manifest, meta)
     return _load(root, meta)
 
 
