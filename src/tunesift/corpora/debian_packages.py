@@ -1,80 +1,146 @@
-"""Debian package long descriptions, labelled by section (libs, python, games, science, ...).
+"""Debian package descriptions (synopsis + long description), labelled by archive section
+(libs, python, games, science, ...): about 60,000 short technical texts with a topic label.
 
-Read from apt's lists: ``*_Packages`` gives Package, Section and Description-md5;
-``*_Translation-en`` gives the long descriptions, joined on Description-md5. Both are usually lz4
-compressed; ``apt-helper cat-file`` decompresses whatever apt used. The translations are fetched
-by ``apt-get update -o Acquire::Languages=en`` (scripts/setup.sh runs it).
+They come from apt's own lists, no extra package: ``*_Packages`` gives each package's Section and
+Description-md5, and ``*_Translation-en`` (fetched by ``apt-get update -o
+Acquire::Languages=en``) the long descriptions, joined on Description-md5. apt stores the lists
+compressed (lz4 on bookworm); ``apt-helper cat-file`` decompresses whatever apt used.
+
+Several binary packages often share one description (same md5): it is yielded once, under the
+first package. A package listed twice (bookworm and bookworm-security) keeps the description of
+the first list in name order, which is the security or updates one.
 """
 
 from __future__ import annotations
 
+import gzip
+import logging
+import lzma
+import shutil
 import subprocess
 from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 
 from tunesift.corpora.text import clean
+from tunesift.errors import TunesiftError
 
-LISTS = Path("/var/lib/apt/lists")
+NAME = "debian"
+PACKAGES: tuple[str, ...] = ()  # apt's lists; `apt-get update -o Acquire::Languages=en`
+LISTS_DIR = Path("/var/lib/apt/lists")
 APT_HELPER = Path("/usr/lib/apt/apt-helper")
+log = logging.getLogger(__name__)
 
 
-def _lists(kind: str) -> list[Path]:
-    if not LISTS.is_dir():
+def list_files(kind: str, directory: Path = LISTS_DIR) -> list[Path]:
+    """apt list files of one kind (``Packages`` or ``Translation-en``), sorted by name."""
+    if not directory.is_dir():
         return []
-    # e.g. deb.debian.org_debian_dists_bookworm_main_i18n_Translation-en.lz4
     return sorted(
         p
-        for p in LISTS.iterdir()
-        if p.name.rsplit(".", 1)[0].endswith(kind) or p.name.endswith(kind)
+        for p in directory.iterdir()
+        if p.is_file() and (p.name.endswith(f"_{kind}") or f"_{kind}." in p.name)
     )
 
 
-def available() -> bool:
-    return APT_HELPER.exists() and bool(_lists("_Packages")) and bool(_lists("_Translation-en"))
+def available(directory: Path = LISTS_DIR) -> bool:
+    return bool(list_files("Packages", directory)) and bool(list_files("Translation-en", directory))
 
 
-def _stanzas(path: Path) -> Iterator[dict[str, str]]:
-    text = subprocess.run(
-        [str(APT_HELPER), "cat-file", str(path)], capture_output=True, check=True
-    ).stdout
-    for block in text.decode("utf-8", errors="replace").split("\n\n"):
-        fields: dict[str, str] = {}
-        key = None
-        for line in block.splitlines():
-            if line.startswith(" ") and key:
-                fields[key] += "\n" + line[1:]
-            elif ":" in line:
-                key, value = line.split(":", 1)
-                fields[key] = value.strip()
-        if fields:
-            yield fields
+def list_dates(directory: Path = LISTS_DIR) -> dict[str, str]:
+    """``{release file: its Date}``: which archive snapshot the descriptions came from."""
+    dates = {}
+    for path in list_files("InRelease", directory) + list_files("Release", directory):
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for line in islice(fh, 40):  # Date is in the header, after the PGP armour
+                if line.startswith("Date: "):
+                    dates[path.name] = line[len("Date: ") :].strip()
+                    break
+    return dates
 
 
-def parse_description(desc: str) -> str:
-    """Synopsis + long description, with Debian's ``.`` paragraph separators dropped."""
-    lines = [("" if line.strip() == "." else line) for line in desc.splitlines()]
-    return clean("\n".join(lines))
+def read_list(path: Path) -> str:
+    """A list file's text, decompressed by apt-helper (any codec apt uses), else by suffix."""
+    if path.suffix == ".gz":
+        data = gzip.decompress(path.read_bytes())
+    elif path.suffix == ".xz":
+        data = lzma.decompress(path.read_bytes())
+    elif path.suffix in (".lz4", ".zst", ".bz2"):
+        tool = [str(APT_HELPER), "cat-file"] if APT_HELPER.exists() else None
+        if tool is None and path.suffix == ".lz4" and shutil.which("lz4cat"):
+            tool = ["lz4cat"]
+        if tool is None:
+            raise TunesiftError(f"cannot decompress {path}: apt-helper (package apt) not found")
+        data = subprocess.run([*tool, str(path)], capture_output=True, check=True).stdout
+    else:
+        data = path.read_bytes()
+    return data.decode("utf-8", errors="replace")
 
 
-def iter_debian() -> Iterator[dict[str, str]]:
-    section: dict[str, tuple[str, str]] = {}
-    for path in _lists("_Packages"):
-        for st in _stanzas(path):
-            if "Description-md5" in st and "Section" in st:
-                section.setdefault(
-                    st["Description-md5"], (st["Package"], st["Section"].split("/")[-1])
-                )
-    seen: set[str] = set()
-    for path in _lists("_Translation-en"):
-        for st in _stanzas(path):
-            md5 = st.get("Description-md5")
-            if md5 is None or md5 in seen or md5 not in section or "Description-en" not in st:
+def _field(stanza: str, name: str) -> str:
+    """A one-line field's value, or ``""``; str.find is several times faster than a regex here."""
+    key = f"{name}: "
+    if stanza.startswith(key):
+        begin = len(key)
+    else:
+        at = stanza.find(f"\n{key}")
+        if at < 0:
+            return ""
+        begin = at + 1 + len(key)
+    end = stanza.find("\n", begin)
+    return stanza[begin : end if end >= 0 else None].strip()
+
+
+def parse_packages(text: str) -> Iterator[tuple[str, str, str]]:
+    """``(package, section, description md5)`` of every stanza of a Packages file."""
+    for stanza in text.split("\n\n"):
+        package, md5 = _field(stanza, "Package"), _field(stanza, "Description-md5")
+        if package and md5:
+            yield package, _field(stanza, "Section").rsplit("/", 1)[-1], md5
+
+
+def parse_translations(text: str) -> Iterator[tuple[str, str]]:
+    """``(description md5, Description-en value)`` of every stanza of a Translation file."""
+    for stanza in text.split("\n\n"):
+        md5 = _field(stanza, "Description-md5")
+        start = stanza.find("Description-en: ")
+        if md5 and start >= 0:
+            yield md5, stanza[start + len("Description-en: ") :]
+
+
+def description_text(package: str, description: str) -> str:
+    """``"<package>: <synopsis>. <long description>"``, with Debian's `` .`` paragraph
+    separators dropped and the line wrapping collapsed."""
+    synopsis, _, body = description.partition("\n")
+    synopsis = synopsis.strip()
+    lines = [line[1:] for line in body.splitlines() if line.strip() != "."]
+    long = " ".join(lines)
+    if long.strip() and synopsis and synopsis[-1] not in ".!?:":
+        synopsis += "."
+    return clean(f"{package}: {synopsis} {long}")
+
+
+def iter_debian(directory: Path = LISTS_DIR) -> Iterator[dict[str, str]]:
+    """Every distinct English package description, id ``debian:<package>``, label its section."""
+    by_package: dict[str, tuple[str, str]] = {}
+    for path in list_files("Packages", directory):
+        for package, section, md5 in parse_packages(read_list(path)):
+            by_package.setdefault(package, (section, md5))
+    owner: dict[str, tuple[str, str]] = {}  # md5 -> (first package, its section)
+    for package, (section, md5) in by_package.items():
+        owner.setdefault(md5, (package, section))
+    done: set[str] = set()
+    for path in list_files("Translation-en", directory):
+        for md5, description in parse_translations(read_list(path)):
+            if md5 in done or md5 not in owner:
                 continue
-            seen.add(md5)
-            package, sec = section[md5]
+            done.add(md5)
+            package, section = owner[md5]
             yield {
-                "id": f"debian:{package}",
-                "text": parse_description(st["Description-en"]),
-                "source": "debian",
-                "label": sec,
+                "id": f"{NAME}:{package}",
+                "text": description_text(package, description),
+                "source": NAME,
+                "label": section,
             }
+    if len(done) < len(owner):
+        log.debug("debian: %d descriptions without an English text", len(owner) - len(done))

@@ -1,85 +1,108 @@
-"""dictd databases (``/usr/share/dictd/<name>.index`` + ``.dict.dz``), and the small ones we use whole.
+"""Shared reader for dictd databases: ``/usr/share/dictd/<name>.index`` + ``<name>.dict.dz``.
 
-The index lists ``headword TAB offset TAB length`` with offset and length in dictd's base64
-(alphabet A-Z a-z 0-9 + /, most significant digit first). ``.dict.dz`` is gzip-readable.
+GCIDE, FOLDOC, the Jargon File and the Devil's Dictionary all ship in this format, so one reader
+serves four sources. The index has one line per headword, ``headword TAB offset TAB length``,
+with offset and length written in dictd's own base64 (digits ``A-Z a-z 0-9 + /``, most
+significant first: not RFC 4648 decoding of bytes, a positional number). ``.dict.dz`` is dictzip,
+which any gzip reader decompresses whole; that is faster here than seeking, since every entry is
+read anyway.
 """
 
 from __future__ import annotations
 
 import gzip
 import re
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-
-from tunesift.corpora.text import clean
+from typing import NamedTuple
 
 DICTD_DIR = Path("/usr/share/dictd")
-_B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-_B64_VALUE = {c: i for i, c in enumerate(_B64)}
+B64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_B64_VALUE = {c: i for i, c in enumerate(B64_ALPHABET)}
+# dictfmt's metadata records: "00-database-info", "00-gcide-short", "00databaseurl" (older dictfmt).
+_META = re.compile(r"^00-?(database|gcide|web1913)", re.I)
 
 
 def b64_number(digits: str) -> int:
-    """dictd's base64 number: ``b64_number('BQ+') == 1*64*64 + 16*64 + 62``."""
+    """dictd's base64 number: ``b64_number("BQ+") == 1 * 64**2 + 16 * 64 + 62``."""
     value = 0
     for ch in digits:
-        value = value * 64 + _B64_VALUE[ch]
+        try:
+            value = value * 64 + _B64_VALUE[ch]
+        except KeyError:
+            raise ValueError(f"not a dictd base64 digit: {ch!r} in {digits!r}") from None
     return value
 
 
-def available(name: str) -> bool:
-    return (DICTD_DIR / f"{name}.index").exists() and (DICTD_DIR / f"{name}.dict.dz").exists()
+class IndexLine(NamedTuple):
+    headword: str
+    offset: int
+    length: int
 
 
-def iter_entries(name: str) -> Iterator[tuple[str, str]]:
-    """``(headword, raw entry text)`` of every entry, skipping dictd's ``00-database`` records."""
-    data = gzip.open(DICTD_DIR / f"{name}.dict.dz").read()
+def parse_index(text: str) -> list[IndexLine]:
+    """The index lines, without dictfmt's ``00-database-*`` metadata records."""
+    lines = []
+    for raw in text.splitlines():
+        parts = raw.split("\t")
+        if len(parts) < 3 or _META.match(parts[0]):
+            continue
+        lines.append(IndexLine(parts[0], b64_number(parts[1]), b64_number(parts[2])))
+    return lines
+
+
+def available(name: str, directory: Path = DICTD_DIR) -> bool:
+    return (directory / f"{name}.index").is_file() and (directory / f"{name}.dict.dz").is_file()
+
+
+def decode(raw: bytes) -> str:
+    """UTF-8, except a few GCIDE entries that hold stray cp1252 bytes (curly quotes)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("cp1252", errors="replace")
+
+
+class Entry(NamedTuple):
+    headword: str
+    text: str
+
+
+def iter_entries(name: str, directory: Path = DICTD_DIR) -> Iterator[Entry]:
+    """Every entry once, in index order, with the first headword that points at it.
+
+    Several headwords often share one entry (GCIDE indexes ``8deg`` and ``eightvo`` to the same
+    text); an entry is identified by its (offset, length) span, so it is yielded only once.
+    """
+    data = gzip.decompress((directory / f"{name}.dict.dz").read_bytes())
+    index = parse_index((directory / f"{name}.index").read_text(encoding="utf-8", errors="replace"))
     seen: set[tuple[int, int]] = set()
-    with open(DICTD_DIR / f"{name}.index", encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) < 3 or parts[0].startswith("00-database") or parts[0].startswith("00-"):
-                continue
-            span = (b64_number(parts[1]), b64_number(parts[2]))
-            if span in seen:  # several headwords may point at one entry
-                continue
-            seen.add(span)
-            start, length = span
-            yield parts[0], data[start : start + length].decode("utf-8", errors="replace")
+    for line in index:
+        span = (line.offset, line.length)
+        if span in seen:
+            continue
+        seen.add(span)
+        yield Entry(line.headword, decode(data[line.offset : line.offset + line.length]))
 
 
-_BRACES = re.compile(r"[{}]")
-_CATEGORY = re.compile(r"<([a-z][a-z ]{1,30})>")
+def strip_links(text: str) -> str:
+    """dictd marks cross-references as ``{word}``: keep the word, drop the braces."""
+    return text.replace("{", "").replace("}", "")
 
 
-def _body(headword: str, raw: str) -> str:
-    """Drop the repeated headword line that starts dictd entries."""
-    lines = raw.strip().splitlines()
-    if lines and lines[0].strip().lower() == headword.strip().lower():
-        lines = lines[1:]
-    return "\n".join(lines)
+class IdMaker:
+    """Stable ids ``<source>:<headword>:<n>``, n counting entries of one headword from 1.
 
+    Ids depend only on the database file, not on any sampling, so a record keeps its id across
+    builds with different seeds or caps.
+    """
 
-def iter_foldoc() -> Iterator[dict[str, str]]:
-    """FOLDOC entries; label = the entry's first ``<category>`` (language, networking, ...)."""
-    for n, (word, raw) in enumerate(iter_entries("foldoc")):
-        body = _body(word, raw)
-        cat = _CATEGORY.search(body)
-        text = clean(_BRACES.sub("", f"{word}: {body}"))
-        yield {
-            "id": f"foldoc:{n}",
-            "text": text,
-            "source": "foldoc",
-            "label": cat.group(1) if cat else "",
-        }
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self._seen: Counter[str] = Counter()
 
-
-def iter_jargon() -> Iterator[dict[str, str]]:
-    for n, (word, raw) in enumerate(iter_entries("jargon")):
-        text = clean(_BRACES.sub("", f"{word}: {_body(word, raw)}"))
-        yield {"id": f"jargon:{n}", "text": text, "source": "jargon", "label": ""}
-
-
-def iter_devil() -> Iterator[dict[str, str]]:
-    for n, (word, raw) in enumerate(iter_entries("devil")):
-        text = clean(f"{word}: {_body(word, raw)}")
-        yield {"id": f"devil:{n}", "text": text, "source": "devil", "label": ""}
+    def __call__(self, headword: str) -> str:
+        key = "_".join(headword.replace(":", " ").lower().split()) or "_"
+        self._seen[key] += 1
+        return f"{self.source}:{key}:{self._seen[key]}"

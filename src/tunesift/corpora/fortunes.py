@@ -1,49 +1,74 @@
-"""Fortune cookies, labelled by category file; items are separated by lines holding only ``%``."""
+"""Fortune cookies (Debian ``fortunes``, ``fortunes-min``, ``fortunes-bofh-excuses``,
+``fortune-anarchism``), labelled by category: the file they come from (science, law, linux ...).
+
+Each category is a plain text file in ``/usr/share/games/fortunes`` whose items are separated by
+lines holding only ``%``. Next to it lie ``<category>.dat`` (strfile's binary offset table) and
+``<category>.u8`` (a symlink to the same file, for UTF-8 locales): both are skipped, or every
+fortune would be read twice. ``ascii-art`` is skipped too: its pictures do not survive whitespace
+collapsing and are not text.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
 
-from tunesift.corpora.text import clean
+from tunesift.corpora.text import clean, fix_mojibake, unoverstrike
 
+NAME = "fortunes"
+PACKAGES = ("fortunes", "fortunes-min", "fortunes-bofh-excuses", "fortune-anarchism")
 FORTUNE_DIR = Path("/usr/share/games/fortunes")
+SKIP_CATEGORIES = frozenset({"ascii-art"})
 
 
-def available() -> bool:
-    return FORTUNE_DIR.is_dir() and any(category_files())
-
-
-def category_files() -> list[Path]:
-    """The category files: not the ``.dat`` indexes, not the ``.u8`` symlinks to the same files."""
-    if not FORTUNE_DIR.is_dir():
+def category_files(directory: Path = FORTUNE_DIR) -> list[Path]:
+    """The category files, sorted by name: no ``.dat`` indexes, no ``.u8`` symlinks."""
+    if not directory.is_dir():
         return []
     return sorted(
         p
-        for p in FORTUNE_DIR.iterdir()
-        if p.is_file() and not p.is_symlink() and p.suffix not in (".dat", ".u8")
+        for p in directory.iterdir()
+        if p.is_file()
+        and not p.is_symlink()
+        and p.suffix not in (".dat", ".u8")
+        and p.name not in SKIP_CATEGORIES
     )
 
 
+def available(directory: Path = FORTUNE_DIR) -> bool:
+    return bool(category_files(directory))
+
+
 def split_fortunes(content: str) -> list[str]:
-    items, current = [], []
+    """The raw items of a fortune file, in order, empty ones included (so numbering is stable)."""
+    items: list[str] = []
+    current: list[str] = []
     for line in content.splitlines():
-        if line.strip() == "%":
+        if line.rstrip() == "%":
             items.append("\n".join(current))
             current = []
         else:
             current.append(line)
-    items.append("\n".join(current))
-    return [clean(i) for i in items if i.strip()]
+    if any(line.strip() for line in current):
+        items.append("\n".join(current))
+    return items
 
 
-def iter_fortunes() -> Iterator[dict[str, str]]:
-    for path in category_files():
+def clean_fortune(raw: str) -> str:
+    """Overstruck underlining resolved, double-encoded UTF-8 repaired, whitespace collapsed."""
+    return clean(fix_mojibake("\n".join(unoverstrike(line) for line in raw.splitlines())))
+
+
+def iter_fortunes(directory: Path = FORTUNE_DIR) -> Iterator[dict[str, str]]:
+    """Every fortune, id ``fortunes:<category>:<n>`` (n: position in the file, from 0)."""
+    for path in category_files(directory):
         content = path.read_bytes().decode("utf-8", errors="replace")
-        for n, text in enumerate(split_fortunes(content)):
-            yield {
-                "id": f"fortunes:{path.name}:{n}",
-                "text": text,
-                "source": "fortunes",
-                "label": path.name,
-            }
+        for n, raw in enumerate(split_fortunes(content)):
+            text = clean_fortune(raw)
+            if text:
+                yield {
+                    "id": f"{NAME}:{path.name}:{n}",
+                    "text": text,
+                    "source": NAME,
+                    "label": path.name,
+                }
