@@ -5,10 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from tunesift.errors import TunesiftError
-from tunesift.methods.base import Method, top_k
+from tunesift.methods.base import Method, PoolInfo, top_k
+from tunesift.methods.ccs import CCS
+from tunesift.methods.d4 import D4
 from tunesift.methods.gotd import GOTD
+from tunesift.methods.kmq import KMQ
+from tunesift.methods.random import Random, RandomBalanced
+from tunesift.methods.rds import RDS
 
-METHODS: dict[str, type[Method]] = {GOTD.name: GOTD}
+METHODS: dict[str, type[Method]] = {
+    cls.name: cls for cls in (GOTD, RDS, KMQ, D4, CCS, Random, RandomBalanced)
+}
 
 
 def make_method(name: str, **params: Any) -> Method:
@@ -25,4 +32,4 @@ def make_method(name: str, **params: Any) -> Method:
         raise TunesiftError(f"bad parameter for method {name!r}: {exc}") from None
 
 
-__all__ = ["GOTD", "METHODS", "Method", "make_method", "top_k"]
+__all__ = ["METHODS", "Method", "PoolInfo", "make_method", "top_k"]

@@ -1,0 +1,113 @@
+"""Budgets in documents or tokens, and per-source caps, applied the same way to every method.
+
+A method ranks the whole pool (``Method.order``); ``fill`` walks that order and keeps rows until
+the budget is spent, skipping rows whose source already holds ``max_per_source`` picks. Because
+every method's order is built so that any prefix is its selection at that size, the same walk
+gives each method its own rule under a token budget or a source cap, which no single method's
+original code offers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tunesift.errors import TunesiftError
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much to select: ``docs`` documents, or ``tokens`` tokens, optionally per-source capped.
+
+    With a token budget, rows are taken in order while the running total stays within it: a row
+    that would overflow is skipped and the walk goes on (so a long document never breaks the
+    budget, and shorter ones later in the order can still use what is left).
+    """
+
+    docs: int | None = None
+    tokens: int | None = None
+    max_per_source: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.docs is None) == (self.tokens is None):
+            raise TunesiftError("give exactly one budget: documents (--budget) or --budget-tokens")
+        for name in ("docs", "tokens", "max_per_source"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer))):
+                raise TunesiftError(f"{name} must be a positive integer, got {v!r}")
+            if v is not None and v < 1:
+                raise TunesiftError(f"{name} must be a positive integer, got {v!r}")
+
+    def describe(self) -> str:
+        s = f"{self.docs} documents" if self.docs is not None else f"{self.tokens} tokens"
+        if self.max_per_source is not None:
+            s += f", at most {self.max_per_source} per source"
+        return s
+
+
+def fill(
+    order: np.ndarray,
+    budget: Budget,
+    *,
+    lengths: np.ndarray | None = None,
+    sources: np.ndarray | None = None,
+) -> np.ndarray:
+    """The rows of ``order`` (best first) that fit ``budget``, in that order.
+
+    ``lengths`` (tokens per row) is required for a token budget; ``sources`` (integer codes per
+    row) for a per-source cap. Raises when the pool cannot meet a document budget under the cap.
+    """
+    order = np.asarray(order, dtype=np.int64)
+    if budget.tokens is not None and lengths is None:
+        raise TunesiftError("a token budget needs the records' texts to count their tokens")
+    if budget.max_per_source is not None and sources is None:
+        raise TunesiftError("--max-per-source needs records with sources, not bare features")
+
+    keep = np.ones(len(order), dtype=bool)
+    if budget.max_per_source is not None:
+        # rank of each row within its source along the order; beyond the cap, drop it
+        src = np.asarray(sources)[order]
+        rank = np.empty(len(order), dtype=np.int64)
+        for code in np.unique(src):
+            where = np.flatnonzero(src == code)
+            rank[where] = np.arange(len(where))
+        keep &= rank < budget.max_per_source
+    candidates = order[keep]
+
+    if budget.docs is not None:
+        if budget.docs > len(candidates):
+            cap = (
+                ""
+                if budget.max_per_source is None
+                else f" under {budget.max_per_source} per source"
+            )
+            raise TunesiftError(
+                f"budget of {budget.docs} documents is more than the {len(candidates)} "
+                f"the pool can give{cap}"
+            )
+        return candidates[: budget.docs]
+
+    ln = np.asarray(lengths, dtype=np.int64)[candidates]
+    total = np.cumsum(ln)
+    if total[-1] <= budget.tokens if len(total) else True:
+        return candidates
+    # Prefix that fits, then skip-and-continue over the rest with what is left.
+    n_prefix = int(np.searchsorted(total, budget.tokens, side="right"))
+    chosen = [candidates[:n_prefix]]
+    left = budget.tokens - (int(total[n_prefix - 1]) if n_prefix else 0)
+    rest, rest_len = candidates[n_prefix:], ln[n_prefix:]
+    extra = []
+    for row, n in zip(rest.tolist(), rest_len.tolist(), strict=True):
+        if n <= left:
+            extra.append(row)
+            left -= n
+            if left == 0:
+                break
+    chosen.append(np.asarray(extra, dtype=np.int64))
+    return np.concatenate(chosen)
+
+
+def count_tokens(text: str) -> int:
+    """Whitespace-separated words: the unit of ``--budget-tokens`` (tokenizer-free, stable)."""
+    return len(text.split())

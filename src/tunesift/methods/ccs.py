@@ -1,0 +1,99 @@
+"""CCS: coverage-centric coreset selection, stratified over a per-example score.
+
+Zheng, Liu, Li, Prakash. "Coverage-centric Coreset Selection for High Pruning Rates", ICLR 2023,
+Alg. 1. Prune the hardest ``beta`` fraction (by the score, highest first: likely mislabeled or
+noisy), split the score range of the rest into ``n_strata`` equal-width strata, and share the
+budget between strata by water-filling (visit strata from the smallest; each gets the smaller of
+its size and an equal share of what is left), drawing uniformly at random inside a stratum.
+
+Which score: CCS is defined over any difficulty score (the paper uses training dynamics such as
+forgetting counts, AUM, EL2N). tunesift offers ``score_by="field:NAME"`` (a numeric record field:
+bring your own difficulty), or the name of a feature method whose score it stratifies
+(``"gotd"``, the default, or ``"rds"``), oriented so that higher means more target-relevant.
+With a method's score, CCS is "coverage over relevance levels": it keeps the whole range instead
+of only the top. ``beta`` defaults to 0 (the paper tunes it per pruning rate).
+
+The water-filling allocation equals a round-robin over strata (see ``base.interleave``): any
+prefix of the order gives every stratum min(size, level) items, so budgets are met exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tunesift.errors import TunesiftError
+from tunesift.methods.base import Method, PoolInfo, interleave
+
+
+class CCS(Method):
+    """Coverage-centric stratified sampling.
+
+    Parameters
+    ----------
+    score_by : str
+        ``"field:NAME"`` for a numeric record field, or a feature method's name (``"gotd"``).
+    beta : float
+        Fraction of the hardest (highest-score) items pruned first, in [0, 1).
+    n_strata : int
+        Equal-width strata over the score range (the paper's 50).
+    seed : int
+    """
+
+    name = "ccs"
+    _param_names = ("score_by", "beta", "n_strata", "seed")
+
+    def __init__(
+        self, score_by: str = "gotd", beta: float = 0.0, n_strata: int = 50, seed: int = 0
+    ):
+        self.score_by = score_by
+        self.beta = beta
+        self.n_strata = n_strata
+        self.seed = seed
+
+    def fit(self, pool: np.ndarray, target: np.ndarray) -> CCS:
+        if not 0 <= self.beta < 1:
+            raise TunesiftError(f"beta must be in [0, 1), got {self.beta}")
+        if self.n_strata < 1:
+            raise TunesiftError(f"n_strata must be positive, got {self.n_strata}")
+        self.inner_ = None
+        if not str(self.score_by).startswith("field:"):
+            from tunesift.methods import METHODS
+
+            cls = METHODS.get(str(self.score_by))
+            if cls is None or cls.inputs != "features" or cls is CCS:
+                raise TunesiftError(
+                    f"ccs: score must be 'field:NAME' or a feature method (gotd, rds), "
+                    f"got {self.score_by!r}"
+                )
+            self.inner_ = cls(seed=self.seed).fit(pool, target)
+        return self
+
+    def score(self, pool: np.ndarray) -> np.ndarray:
+        """The inner method's score oriented higher = more relevant; zeros for a record field."""
+        if self.inner_ is None:
+            return np.zeros(len(pool), dtype=np.float32)
+        s = np.asarray(self.inner_.score(pool), dtype=np.float32)
+        return -s if self.inner_.ascending else s
+
+    def record_columns(self) -> tuple[str, ...]:
+        s = str(self.score_by)
+        return (s[len("field:") :],) if s.startswith("field:") else ()
+
+    def order(self, scores: np.ndarray, info: PoolInfo) -> np.ndarray:
+        if self.inner_ is None:
+            name = str(self.score_by)[len("field:") :]
+            if name not in info.columns:
+                raise TunesiftError(f"ccs: the records have no numeric field {name!r}")
+            values = np.asarray(info.columns[name], dtype=np.float64)
+        else:
+            values = np.asarray(scores, dtype=np.float64)
+        rng = np.random.default_rng(self.seed)
+        by_hardness = np.argsort(-values, kind="stable")
+        n_hard = int(np.floor(self.beta * len(values)))
+        hard, rest = by_hardness[:n_hard], by_hardness[n_hard:]
+        v = values[rest]
+        lo, hi = float(v.min()), float(v.max())
+        width = (hi - lo) / self.n_strata or 1.0
+        stratum = np.minimum(((v - lo) / width).astype(np.int64), self.n_strata - 1)
+        groups = [rng.permutation(rest[stratum == s]) for s in rng.permutation(self.n_strata)]
+        return np.concatenate([interleave(groups), rng.permutation(hard)])
