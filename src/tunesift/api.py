@@ -5,9 +5,11 @@ corpus -> features (cached, resumable) -> method.fit / score / select -> Selecti
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,9 @@ from tunesift.errors import InputError, TunesiftError
 from tunesift.features.pca import PCA
 from tunesift.features.registry import get_featurizer
 from tunesift.features.store import default_cache_dir, featurize, load_features_npy
-from tunesift.methods import make_method
+from tunesift.methods import Method, make_method
+from tunesift.methods.base import PoolInfo
+from tunesift.methods.budget import Budget, count_tokens, fill
 from tunesift.ot.sinkhorn import resolve_device, sinkhorn
 from tunesift.selection import Selection
 
@@ -67,12 +71,320 @@ def _features_for(
     )
 
 
+@dataclass
+class Prepared:
+    """Everything the methods read, computed once and shared (``select`` and ``compare``).
+
+    Rows of ``x_pool``, ``pool_texts`` and the arrays of ``info`` are the pool's good records in
+    corpus order (or the rows of ``pool_features`` when there are no records).
+    """
+
+    pool_corpus: Corpus | None
+    target_corpus: Corpus | None
+    info: PoolInfo
+    x_pool: np.ndarray | None = None
+    x_target: np.ndarray | None = None
+    pool_texts: list[str] | None = None
+    target_texts: list[str] | None = None
+    lengths: np.ndarray | None = None
+    featurizer_id: str | None = None
+    pca: dict[str, Any] | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def pool_size(self) -> int:
+        return self.info.size
+
+    @property
+    def target_size(self) -> int:
+        if self.x_target is not None:
+            return len(self.x_target)
+        return len(self.target_texts) if self.target_texts is not None else 0
+
+
+@dataclass
+class _Scan:
+    texts: list[str] | None
+    sources: np.ndarray
+    source_names: tuple[str, ...]
+    lengths: np.ndarray
+    columns: dict[str, np.ndarray]
+
+
+def _scan(corpus: Corpus, *, keep_texts: bool, columns: Sequence[str] = ()) -> _Scan:
+    """One streaming pass: source codes, token counts, numeric columns, and texts if asked."""
+    texts: list[str] | None = [] if keep_texts else None
+    codes: list[int] = []
+    names: dict[str, int] = {}
+    lengths: list[int] = []
+    cols: dict[str, list[float]] = {c: [] for c in columns}
+    for batch in corpus.batches():
+        for k, text in enumerate(batch.texts):
+            codes.append(names.setdefault(batch.sources[k], len(names)))
+            lengths.append(count_tokens(text))
+            if texts is not None:
+                texts.append(text)
+            for c in columns:
+                value = batch.fields[k].get(c)
+                try:
+                    cols[c].append(float(value))  # type: ignore[arg-type]
+                except (TypeError, ValueError):
+                    path, line = batch.location[k]
+                    raise InputError(
+                        f"field {c!r} must be a number in every record, got {value!r}",
+                        f"{path}:{line}",
+                    ) from None
+    return _Scan(
+        texts,
+        np.asarray(codes, dtype=np.int32),
+        tuple(names),
+        np.asarray(lengths, dtype=np.int64),
+        {c: np.asarray(v, dtype=np.float64) for c, v in cols.items()},
+    )
+
+
+def prepare(
+    pool: Source = None,
+    target: Source = None,
+    *,
+    needs: Sequence[str] = ("features",),
+    columns: Sequence[str] = (),
+    featurizer: str = "minilm",
+    pool_features: PathLike | None = None,
+    target_features: PathLike | None = None,
+    text_field: str = "text",
+    id_field: str | None = None,
+    source_field: str | None = None,
+    text_template: str | None = None,
+    on_bad: str = "error",
+    cache_dir: PathLike | None = None,
+    device: str = "auto",
+    seed: int = 0,
+    pca_dim: int | None = None,
+    show_progress: bool = False,
+    max_budget: int | None = None,
+) -> Prepared:
+    """Read and featurize once what the methods to run will need.
+
+    ``needs`` holds ``"features"`` and/or ``"texts"`` (see ``Method.inputs``); ``columns`` names
+    numeric record fields some methods read (kMQ quality, CCS scores). ``max_budget``, the
+    largest document budget to be asked, is checked against the pool before any embedding.
+    """
+    if (pool_features is None) != (target_features is None):
+        raise TunesiftError(
+            "--pool-features and --target-features go together: both spaces must match"
+        )
+    resolve_device(device)  # "cuda" without a GPU is a one-line error before any work
+    options = dict(
+        text_field=text_field,
+        id_field=id_field,
+        source_field=source_field,
+        text_template=text_template,
+        on_bad=on_bad,
+    )
+    pool_corpus = _as_corpus(pool, **options)
+    target_corpus = _as_corpus(target, **options)
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    want_texts = "texts" in needs
+    if want_texts and (pool_corpus is None or target_corpus is None):
+        raise TunesiftError("this method reads texts: give pool and target files, not features")
+
+    # Fail before the long embedding work on what can be checked from the records alone.
+    t0 = time.perf_counter()
+    pool_scan = target_scan = None
+    if pool_corpus is not None:
+        pool_scan = _scan(pool_corpus, keep_texts=want_texts, columns=columns)
+        where = ", ".join(map(str, pool_corpus.paths))
+        if len(pool_scan.lengths) == 0:
+            raise InputError("the pool holds no records", where)
+        if max_budget is not None and max_budget > len(pool_scan.lengths):
+            raise InputError(
+                f"budget {max_budget} is larger than the pool ({len(pool_scan.lengths)} records)",
+                where,
+            )
+    if target_corpus is not None:
+        target_scan = _scan(target_corpus, keep_texts=want_texts)
+        if len(target_scan.lengths) == 0:
+            raise InputError(
+                "the target holds no records", ", ".join(map(str, target_corpus.paths))
+            )
+    t_read = time.perf_counter() - t0
+
+    x_pool = x_target = None
+    feat = None
+    t0 = time.perf_counter()
+    if "features" in needs:
+        if pool_features is None:
+            feat = get_featurizer(featurizer, cache_dir=cache, device=device)
+        x_pool = _features_for(pool_corpus, pool_features, "pool", feat, cache, show_progress)
+        x_target = _features_for(
+            target_corpus, target_features, "target", feat, cache, show_progress
+        )
+        if len(x_target) == 0:
+            raise InputError("the target is empty", target_features or "target")
+        if x_pool.shape[1] != x_target.shape[1]:
+            raise TunesiftError(
+                f"pool features are {x_pool.shape[1]}-d but target features are "
+                f"{x_target.shape[1]}-d"
+            )
+    t_features = time.perf_counter() - t0
+
+    pca_info = None
+    if pca_dim is not None and x_pool is not None and x_target is not None:
+        pca = PCA.fit(x_pool, x_target, pca_dim, seed=seed)
+        x_pool, x_target = pca.transform(x_pool), pca.transform(x_target)
+        pca_info = {"dim": pca_dim, "explained_variance_ratio": pca.explained_variance_ratio}
+
+    size = len(pool_scan.lengths) if pool_scan is not None else len(x_pool)  # type: ignore[arg-type]
+    info = PoolInfo(
+        size=size,
+        sources=pool_scan.sources if pool_scan else None,
+        source_names=pool_scan.source_names if pool_scan else (),
+        features=x_pool,
+        columns=pool_scan.columns if pool_scan else {},
+        target_sources=target_scan.sources if target_scan else None,
+    )
+    if featurizer and feat is None and pool_features is not None:
+        feat_id = "precomputed"
+    else:
+        feat_id = getattr(feat, "id", None)
+    return Prepared(
+        pool_corpus=pool_corpus,
+        target_corpus=target_corpus,
+        info=info,
+        x_pool=x_pool,
+        x_target=x_target,
+        pool_texts=pool_scan.texts if pool_scan else None,
+        target_texts=target_scan.texts if target_scan else None,
+        lengths=pool_scan.lengths if pool_scan else None,
+        featurizer_id=feat_id,
+        pca=pca_info,
+        timings={"read": round(t_read, 3), "features": round(t_features, 3)},
+    )
+
+
+def run_method(
+    prep: Prepared,
+    method: str | Method,
+    budget: Budget,
+    *,
+    seed: int = 0,
+    device: str = "auto",
+    show_progress: bool = False,
+    **method_params: Any,
+) -> Selection:
+    """Fit, score (shard by shard), order and fill the budget: one method on prepared inputs."""
+    if isinstance(method, Method):
+        m = method
+    else:
+        params = dict(method_params)
+        params.setdefault("seed", seed)
+        if method == "gotd":
+            params.setdefault("device", device)
+            params.setdefault("progress", show_progress)
+        m = make_method(method, **params)
+    name = m.name
+    if m.inputs == "features":
+        if prep.x_pool is None:
+            raise TunesiftError(f"{name} works on features, and none were prepared")
+        fit_pool, fit_target, shards = prep.x_pool, prep.x_target, prep.x_pool
+    elif m.inputs == "texts":
+        if prep.pool_texts is None:
+            raise TunesiftError(f"{name} reads texts: give pool and target files, not features")
+        fit_pool, fit_target, shards = prep.pool_texts, prep.target_texts, prep.pool_texts
+    else:
+        fit_pool = fit_target = None
+        shards = np.empty((prep.pool_size, 0), dtype=np.float32)
+    for c in m.record_columns():
+        if c not in prep.info.columns:
+            raise TunesiftError(f"{name} needs the numeric record field {c!r}; it was not read")
+    if budget.docs is not None and budget.docs > prep.pool_size:
+        where = prep.pool_corpus.paths if prep.pool_corpus else ["pool"]
+        raise InputError(
+            f"budget {budget.docs} is larger than the pool ({prep.pool_size} records)",
+            ", ".join(map(str, where)),
+        )
+    info = dataclasses.replace(prep.info, need=_need(budget, prep))
+
+    t0 = time.perf_counter()
+    m.fit(fit_pool, fit_target)
+    scores = _score_in_shards(m, shards, show_progress)
+    if np.isnan(scores).any():
+        raise TunesiftError(f"{name} returned NaN scores; the method failed on some pool items")
+    order = m.order(scores, info)
+    indices = fill(order, budget, lengths=prep.lengths, sources=info.sources)
+    t_method = time.perf_counter() - t0
+
+    diagnostics = m.diagnostics()
+    eps = diagnostics.get("eps_absolute")
+    if eps is not None and prep.x_pool is not None:
+        # The same epsilon, so the two costs are comparable: how much closer the selection is.
+        sel = sinkhorn(prep.x_pool[indices], prep.x_target, eps, tol=1e-4, device=device)
+        diagnostics["ot_cost_target_selection"] = sel.cost
+        diagnostics["ot_cost_target_pool"] = diagnostics.get("ot_cost")
+    selected_tokens = int(prep.lengths[indices].sum()) if prep.lengths is not None else None
+    return Selection(
+        method=name,
+        indices=np.asarray(indices, dtype=np.int64),
+        scores=np.asarray(scores, dtype=np.float32),
+        params=dict(m.get_params()),
+        diagnostics=diagnostics,
+        seed=seed,
+        pool_size=prep.pool_size,
+        target_size=prep.target_size,
+        pool=prep.pool_corpus,
+        info={
+            "featurizer": prep.featurizer_id if m.inputs == "features" else None,
+            "pca": prep.pca,
+            "budget": {
+                "documents": budget.docs,
+                "tokens": budget.tokens,
+                "max_per_source": budget.max_per_source,
+                "token_unit": "whitespace-separated words",
+                "selected_documents": int(len(indices)),
+                "selected_tokens": selected_tokens,
+            },
+            "inputs": {
+                "pool": [str(p) for p in prep.pool_corpus.paths] if prep.pool_corpus else None,
+                "target": [str(p) for p in prep.target_corpus.paths]
+                if prep.target_corpus
+                else None,
+            },
+            "bad_records": {
+                "pool": _bad_summary(prep.pool_corpus),
+                "target": _bad_summary(prep.target_corpus),
+            },
+            "timings_s": {
+                "read": prep.timings.get("read", 0.0),
+                "features": prep.timings.get("features", 0.0),
+                "method": round(t_method, 3),
+            },
+        },
+    )
+
+
+def _need(budget: Budget, prep: Prepared) -> int:
+    """How deep the order must be exact: the doc budget, or tokens / mean length, with margin."""
+    if budget.docs is not None:
+        n = budget.docs
+    else:
+        mean_len = (
+            float(prep.lengths.mean()) if prep.lengths is not None and len(prep.lengths) else 1.0
+        )
+        n = int(budget.tokens / max(mean_len, 1.0)) + 1  # type: ignore[operator]
+    if budget.max_per_source is not None:
+        n *= 2  # caps skip rows: look deeper
+    return min(prep.pool_size, n)
+
+
 def select(
     pool: Source = None,
     target: Source = None,
-    budget: int = 1000,
+    budget: int | None = 1000,
     *,
     method: str = "gotd",
+    budget_tokens: int | None = None,
+    max_per_source: int | None = None,
     featurizer: str = "minilm",
     pool_features: PathLike | None = None,
     target_features: PathLike | None = None,
@@ -88,122 +400,54 @@ def select(
     show_progress: bool = False,
     **method_params: Any,
 ) -> Selection:
-    """Select ``budget`` pool items for pre-fine-tuning towards ``target``.
+    """Select pool items for pre-fine-tuning towards ``target``.
 
     ``pool`` and ``target`` are paths (JSONL, Parquet, CSV/TSV, text, HF dataset directory), lists
-    of paths, or ``Corpus`` objects. Features come from ``featurizer`` ("minilm", "static",
+    of paths, or ``Corpus`` objects. ``method`` is one of ``tunesift.methods.METHODS`` (gotd,
+    dsir, rds, kmq, d4, ccs, zipfit, random, random-balanced). The budget is ``budget`` documents,
+    or ``budget_tokens`` tokens (whitespace-separated words; pass ``budget=None``), with at most
+    ``max_per_source`` per source. Features come from ``featurizer`` ("minilm", "static",
     "ngrams", or a local sentence-transformers folder), cached under ``cache_dir``; or from
     ``pool_features``/``target_features`` .npy files (rows aligned with the records; with no
     records, a selected record is its row index). ``pca_dim`` projects both onto the top
     principal components of a pool sample plus the target before the method runs. Extra keyword
-    arguments are the method's hyper-parameters (for GOT-D: ``epsilon``, ``epsilon_mode``,
-    ``tol``, ``max_iter``, ``momentum``, ``ot_mode``, ``fit_sample``).
+    arguments are the method's hyper-parameters (see each method's class docstring).
     """
     t_start = time.perf_counter()
-    if (pool_features is None) != (target_features is None):
-        raise TunesiftError(
-            "--pool-features and --target-features go together: both spaces must match"
-        )
-    resolve_device(device)  # "cuda" without a GPU is a one-line error before any work
-    if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1:
-        raise TunesiftError(f"budget must be a positive integer, got {budget!r}")
-    options = dict(
-        text_field=text_field,
-        id_field=id_field,
-        source_field=source_field,
-        text_template=text_template,
-        on_bad=on_bad,
-    )
-    pool_corpus = _as_corpus(pool, **options)
-    target_corpus = _as_corpus(target, **options)
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-
-    # Fail before the long embedding work on what can be checked from the records alone.
-    if pool_features is None and pool_corpus is not None:
-        n_target = target_corpus.count() if target_corpus is not None else 0
-        if target_corpus is not None and n_target == 0:
-            raise InputError(
-                "the target holds no records", ", ".join(map(str, target_corpus.paths))
-            )
-        n_pool = pool_corpus.count()
-        if budget > n_pool:
-            raise InputError(
-                f"budget {budget} is larger than the pool ({n_pool} records)",
-                ", ".join(map(str, pool_corpus.paths)),
-            )
-
-    feat = None
-    if pool_features is None:
-        feat = get_featurizer(featurizer, cache_dir=cache, device=device)
-    t0 = time.perf_counter()
-    x_pool = _features_for(pool_corpus, pool_features, "pool", feat, cache, show_progress)
-    x_target = _features_for(target_corpus, target_features, "target", feat, cache, show_progress)
-    t_features = time.perf_counter() - t0
-    if len(x_target) == 0:
-        raise InputError("the target is empty", target_features or "target")
-    if x_pool.shape[1] != x_target.shape[1]:
-        raise TunesiftError(
-            f"pool features are {x_pool.shape[1]}-d but target features are {x_target.shape[1]}-d"
-        )
-    if budget > len(x_pool):
-        raise InputError(
-            f"budget {budget} is larger than the pool ({len(x_pool)} rows)", pool_features or "pool"
-        )
-
-    pca_info = None
-    if pca_dim is not None:
-        pca = PCA.fit(x_pool, x_target, pca_dim, seed=seed)
-        x_pool, x_target = pca.transform(x_pool), pca.transform(x_target)
-        pca_info = {"dim": pca_dim, "explained_variance_ratio": pca.explained_variance_ratio}
-
+    if budget_tokens is not None and budget == 1000:
+        budget = None  # the default document budget gives way to an explicit token budget
+    b = Budget(docs=budget, tokens=budget_tokens, max_per_source=max_per_source)
     params = dict(method_params)
     params.setdefault("seed", seed)
     if method == "gotd":
         params.setdefault("device", device)
         params.setdefault("progress", show_progress)
     m = make_method(method, **params)
-    t0 = time.perf_counter()
-    m.fit(x_pool, x_target)
-    scores = _score_in_shards(m, x_pool, show_progress)
-    indices = m.select(scores, int(budget))
-    t_method = time.perf_counter() - t0
-    diagnostics = m.diagnostics()
-    eps = diagnostics.get("eps_absolute")
-    if eps is not None:
-        # The same epsilon, so the two costs are comparable: how much closer the selection is.
-        sel = sinkhorn(x_pool[indices], x_target, eps, tol=1e-4, device=device)
-        diagnostics["ot_cost_target_selection"] = sel.cost
-        diagnostics["ot_cost_target_pool"] = diagnostics.get("ot_cost")
-    return Selection(
-        method=method,
-        indices=np.asarray(indices, dtype=np.int64),
-        scores=np.asarray(scores, dtype=np.float32),
-        params={k: v for k, v in m.get_params().items()},
-        diagnostics=diagnostics,
+    prep = prepare(
+        pool,
+        target,
+        needs=(m.inputs,),
+        columns=m.record_columns(),
+        featurizer=featurizer,
+        pool_features=pool_features,
+        target_features=target_features,
+        text_field=text_field,
+        id_field=id_field,
+        source_field=source_field,
+        text_template=text_template,
+        on_bad=on_bad,
+        cache_dir=cache_dir,
+        device=device,
         seed=seed,
-        pool_size=len(x_pool),
-        target_size=len(x_target),
-        pool=pool_corpus,
-        info={
-            "featurizer": getattr(feat, "id", None) if feat is not None else "precomputed",
-            "pca": pca_info,
-            "inputs": {
-                "pool": [str(p) for p in pool_corpus.paths] if pool_corpus else None,
-                "target": [str(p) for p in target_corpus.paths] if target_corpus else None,
-                "pool_features": str(pool_features) if pool_features else None,
-                "target_features": str(target_features) if target_features else None,
-            },
-            "bad_records": {
-                "pool": _bad_summary(pool_corpus),
-                "target": _bad_summary(target_corpus),
-            },
-            "timings_s": {
-                "features": round(t_features, 3),
-                "method": round(t_method, 3),
-                "total": round(time.perf_counter() - t_start, 3),
-            },
-        },
+        pca_dim=pca_dim,
+        show_progress=show_progress,
+        max_budget=b.docs,
     )
+    selection = run_method(prep, m, b, seed=seed, device=device, show_progress=show_progress)
+    selection.info["inputs"]["pool_features"] = str(pool_features) if pool_features else None
+    selection.info["inputs"]["target_features"] = str(target_features) if target_features else None
+    selection.info["timings_s"]["total"] = round(time.perf_counter() - t_start, 3)
+    return selection
 
 
 SCORE_SHARD_ROWS = 262_144

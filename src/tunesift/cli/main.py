@@ -27,12 +27,8 @@ def parse_param(text: str) -> tuple[str, Any]:
     return name.strip().replace("-", "_"), value
 
 
-def _add_select(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "select",
-        help="select the k pool samples to pre-fine-tune on (GOT-D by default)",
-        description="Select BUDGET pool samples for pre-fine-tuning towards a target sample.",
-    )
+def add_input_options(p: argparse.ArgumentParser) -> None:
+    """Pool/target files and how to read them: shared by ``select`` and ``compare``."""
     src = p.add_argument_group("inputs")
     src.add_argument(
         "--pool", nargs="+", default=[], metavar="PATH", help="pool files or HF dataset dirs"
@@ -57,11 +53,41 @@ def _add_select(sub: argparse._SubParsersAction) -> None:
         default="error",
         help="bad records: stop, or skip and count them",
     )
+
+
+def add_budget_options(p: argparse.ArgumentParser) -> None:
+    b = p.add_argument_group("budget (one of --budget, --budget-tokens)")
+    one = b.add_mutually_exclusive_group(required=True)
+    one.add_argument("--budget", type=int, metavar="K", help="number of documents to select")
+    one.add_argument(
+        "--budget-tokens",
+        type=int,
+        metavar="T",
+        help="select up to T tokens (whitespace-separated words) instead of K documents",
+    )
+    b.add_argument(
+        "--max-per-source", type=int, metavar="N", help="at most N documents from any one source"
+    )
+
+
+def method_list() -> str:
+    from tunesift.methods import METHODS
+
+    return ", ".join(sorted(METHODS))
+
+
+def _add_select(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "select",
+        help="select the k pool samples to pre-fine-tune on (GOT-D by default)",
+        description="Select pool samples for pre-fine-tuning towards a target sample.",
+    )
+    add_input_options(p)
+    add_budget_options(p)
     sel = p.add_argument_group("selection")
     sel.add_argument(
-        "--budget", type=int, required=True, metavar="K", help="number of samples to select"
+        "--method", default="gotd", help=f"selection method: {method_list()} (default: gotd)"
     )
-    sel.add_argument("--method", default="gotd", help="selection method (default: gotd)")
     sel.add_argument(
         "--featurizer",
         default="minilm",
@@ -98,7 +124,8 @@ def _add_select(sub: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="method hyper-parameter (repeatable), e.g. tol=1e-5",
+        help="method hyper-parameter (repeatable), e.g. tol=1e-5 or hash=sha256; the names are "
+        "those of the Python API",
     )
     sel.add_argument("--seed", type=int, default=0)
     sel.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
@@ -135,6 +162,8 @@ def run_select(args: argparse.Namespace) -> int:
         args.pool or None,
         args.target or None,
         args.budget,
+        budget_tokens=args.budget_tokens,
+        max_per_source=args.max_per_source,
         method=args.method,
         featurizer=args.featurizer,
         pool_features=args.pool_features,
@@ -171,7 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_select(sub)
-    from tunesift.cli import corpora_cmd
+    from tunesift.cli import compare_cmd, corpora_cmd
+
+    compare_cmd.add_parser(sub)
 
     corpora_cmd.add_parser(sub)
     return parser
@@ -198,6 +229,10 @@ def main(argv: list[str] | None = None) -> int:
     except TunesiftError as exc:
         print(f"tunesift: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # `tunesift ... | head`: the reader left; not an error of ours.
+        sys.stderr.close()
+        return 0
     except OSError as exc:
         # Disk full, permission denied, ...: the user's to fix; say which file.
         print(f"tunesift: error: {exc}", file=sys.stderr)

@@ -1,0 +1,86 @@
+"""``tunesift compare``: several methods, one budget, shared features, one table."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from tunesift.errors import TunesiftError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from tunesift.cli.main import add_budget_options, add_input_options, method_list
+
+    p = sub.add_parser(
+        "compare",
+        help="run several selection methods on shared features and compare them",
+        description="Run several methods on the same pool, target, features and budget, and "
+        "print one table: time, tokens, KL reduction, OT cost, duplicates, composition, overlaps.",
+    )
+    add_input_options(p)
+    add_budget_options(p)
+    p.add_argument(
+        "--methods",
+        default="gotd,dsir,rds,kmq,d4,ccs,zipfit,random,random-balanced",
+        help=f"comma-separated methods (from: {method_list()}; default: all)",
+    )
+    p.add_argument(
+        "--featurizer", default="minilm", help="features shared by the methods (default: minilm)"
+    )
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="METHOD.NAME=VALUE",
+        help="a method's hyper-parameter (repeatable), e.g. dsir.hash=sha256",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--save", type=Path, metavar="FILE", help="also write the results (.json, .csv)")
+    p.add_argument(
+        "--cache-dir", type=Path, help="feature cache (default: $XDG_CACHE_HOME/tunesift)"
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run_compare)
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from tunesift.cli.main import parse_param
+    from tunesift.compare import compare, format_comparison
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if not methods:
+        raise TunesiftError("--methods names no method")
+    params: dict[str, dict[str, Any]] = {}
+    for text in args.param:
+        key, value = parse_param(text)
+        method, dot, name = key.partition(".")
+        if not dot or not name:
+            raise TunesiftError(f"compare's --param is METHOD.NAME=VALUE, got {text!r}")
+        params.setdefault(method.replace("_", "-"), {})[name] = value
+    if not args.pool or not args.target:
+        raise TunesiftError("compare reads texts: give --pool and --target files")
+    result = compare(
+        args.pool,
+        args.target,
+        methods,
+        args.budget,
+        budget_tokens=args.budget_tokens,
+        max_per_source=args.max_per_source,
+        method_params=params,
+        featurizer=args.featurizer,
+        seed=args.seed,
+        device=args.device,
+        cache_dir=args.cache_dir,
+        show_progress=not args.quiet,
+        text_field=args.text_field,
+        id_field=args.id_field,
+        source_field=args.source_field,
+        text_template=args.text_template,
+        on_bad=args.on_bad,
+    )
+    print(format_comparison(result))
+    if args.save:
+        print(f"wrote {result.write(args.save)}")
+    return 0

@@ -1,0 +1,272 @@
+"""``tunesift.compare``: several methods on the same features and budget, on the same metrics.
+
+Features and texts are read once (``api.prepare``) and every method runs on them
+(``api.run_method``), so a comparison measures the methods, not their plumbing. Each row reports
+the method's wall time (fit + score + order + budget), the selection's KL reduction on hashed
+n-grams, its entropic OT cost to the target (one epsilon for all rows), its exact and near
+duplicate rates and its composition by source; then the Jaccard overlap of every pair.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tunesift.api import Prepared, Source, prepare, run_method
+from tunesift.errors import TunesiftError
+from tunesift.methods import METHODS, make_method
+from tunesift.methods.budget import Budget
+from tunesift.ot.sinkhorn import estimate_cost_scale, sinkhorn
+from tunesift.report import metrics
+from tunesift.selection import Selection
+
+#: epsilon of the OT metric, relative to the median pool-target cost (GOT-D's default)
+OT_EPSILON = 0.05
+#: above this many pool rows the pool's own OT cost (a reference line) is skipped
+OT_POOL_LIMIT = 200_000
+
+
+@dataclass
+class MethodResult:
+    method: str
+    seconds: float
+    documents: int
+    tokens: int | None
+    kl_reduction: float | None
+    ot_cost: float | None
+    exact_duplicates: float | None
+    near_duplicates: float | None
+    by_source: dict[str, int] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Comparison:
+    budget: dict[str, Any]
+    pool_size: int
+    target_size: int
+    featurizer: str | None
+    results: list[MethodResult]
+    overlap: dict[str, dict[str, float]]
+    reference: dict[str, Any]
+    selections: dict[str, Selection] = field(default_factory=dict, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("selections")
+        return d
+
+    def write(self, path: str | Path) -> Path:
+        """JSON (everything) or CSV (one row per method), by extension, atomically."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        suffix = path.suffix.lower()
+        if suffix == ".json":
+            tmp.write_text(json.dumps(self.to_dict(), indent=2, default=str) + "\n")
+        elif suffix == ".csv":
+            with open(tmp, "w", newline="", encoding="utf-8") as fh:
+                w = csv.writer(fh)
+                names = [r.method for r in self.results]
+                w.writerow(
+                    ["method", "seconds", "documents", "tokens", "kl_reduction", "ot_cost",
+                     "exact_duplicates", "near_duplicates"]
+                    + [f"jaccard_{n}" for n in names]
+                )  # fmt: skip
+                for r in self.results:
+                    w.writerow(
+                        [r.method, r.seconds, r.documents, r.tokens, r.kl_reduction, r.ot_cost,
+                         r.exact_duplicates, r.near_duplicates]
+                        + [self.overlap[r.method][n] for n in names]
+                    )  # fmt: skip
+        else:
+            raise TunesiftError(f"--save must end with .json or .csv, got {path.name}")
+        os.replace(tmp, path)
+        return path
+
+
+def compare(
+    pool: Source,
+    target: Source,
+    methods: Sequence[str],
+    budget: int | None = None,
+    *,
+    budget_tokens: int | None = None,
+    max_per_source: int | None = None,
+    method_params: dict[str, dict[str, Any]] | None = None,
+    featurizer: str = "minilm",
+    seed: int = 0,
+    device: str = "auto",
+    cache_dir: str | Path | None = None,
+    show_progress: bool = False,
+    **read_options: Any,
+) -> Comparison:
+    """Run ``methods`` on one shared preparation of ``pool`` and ``target``; measure each.
+
+    ``method_params`` maps a method name to its hyper-parameters, e.g. ``{"dsir": {"hash":
+    "sha256"}}``. ``read_options`` are ``select``'s reading options (text_field, source_field...).
+    """
+    method_params = method_params or {}
+    unknown = [m for m in [*methods, *method_params] if m not in METHODS]
+    if unknown:
+        raise TunesiftError(
+            f"unknown method {unknown[0]!r}; choose from {', '.join(sorted(METHODS))}"
+        )
+    if len(set(methods)) != len(methods):
+        raise TunesiftError("each method may appear once in --methods")
+    b = Budget(docs=budget, tokens=budget_tokens, max_per_source=max_per_source)
+    built = {}
+    for name in methods:
+        params = dict(method_params.get(name, {}))
+        params.setdefault("seed", seed)
+        if name == "gotd":
+            params.setdefault("device", device)
+        built[name] = make_method(name, **params)
+    columns = sorted({c for m in built.values() for c in m.record_columns()})
+    prep = prepare(
+        pool,
+        target,
+        needs=("features", "texts"),
+        columns=columns,
+        featurizer=featurizer,
+        cache_dir=cache_dir,
+        device=device,
+        seed=seed,
+        show_progress=show_progress,
+        max_budget=b.docs,
+        **read_options,
+    )
+    yardstick = _Yardstick(prep, device)
+    results, selections = [], {}
+    for name, m in built.items():
+        sel = run_method(prep, m, b, seed=seed, device=device, show_progress=show_progress)
+        selections[name] = sel
+        results.append(yardstick.measure(sel))
+    overlap = {
+        a: {b_: round(metrics.jaccard(selections[a].indices, selections[b_].indices), 4)
+            for b_ in built}
+        for a in built
+    }  # fmt: skip
+    return Comparison(
+        budget={"documents": b.docs, "tokens": b.tokens, "max_per_source": b.max_per_source},
+        pool_size=prep.pool_size,
+        target_size=prep.target_size,
+        featurizer=prep.featurizer_id,
+        results=results,
+        overlap=overlap,
+        reference=yardstick.reference(),
+        selections=selections,
+    )
+
+
+class _Yardstick:
+    """The shared measurements: n-gram counts and the OT epsilon are computed once."""
+
+    def __init__(self, prep: Prepared, device: str):
+        self.prep, self.device = prep, device
+        self.pool_counts = metrics.ngram_counts(prep.pool_texts or [])
+        self.target_counts = metrics.ngram_counts(prep.target_texts or [])
+        scale = estimate_cost_scale(prep.x_pool, prep.x_target, "median", seed=0)
+        self.eps = OT_EPSILON * scale
+
+    def ot_cost(self, rows: np.ndarray | None) -> float:
+        x = self.prep.x_pool if rows is None else self.prep.x_pool[rows]  # type: ignore[index]
+        return float(sinkhorn(x, self.prep.x_target, self.eps, tol=1e-4, device=self.device).cost)
+
+    def reference(self) -> dict[str, Any]:
+        ref: dict[str, Any] = {"ot_epsilon_absolute": self.eps, "ot_epsilon_relative": OT_EPSILON}
+        if self.prep.pool_size <= OT_POOL_LIMIT:
+            ref["ot_cost_pool"] = self.ot_cost(None)
+        if self.prep.info.sources is not None:
+            all_rows = np.arange(self.prep.pool_size)
+            ref["pool_by_source"] = dict(
+                metrics.composition(self.prep.info.sources, self.prep.info.source_names, all_rows)
+            )
+        return ref
+
+    def measure(self, sel: Selection) -> MethodResult:
+        rows = sel.indices
+        prep = self.prep
+        texts = [prep.pool_texts[i] for i in rows] if prep.pool_texts is not None else None
+        by_source: Counter[str] = Counter()
+        if prep.info.sources is not None:
+            by_source = metrics.composition(prep.info.sources, prep.info.source_names, rows)
+        return MethodResult(
+            method=sel.method,
+            seconds=sel.info["timings_s"]["method"],
+            documents=len(rows),
+            tokens=sel.info["budget"]["selected_tokens"],
+            kl_reduction=metrics.kl_reduction(self.target_counts, self.pool_counts, rows),
+            ot_cost=self.ot_cost(rows),
+            exact_duplicates=metrics.exact_duplicate_rate(texts) if texts is not None else None,
+            near_duplicates=metrics.near_duplicate_rate(prep.x_pool[rows]),  # type: ignore[index]
+            by_source=dict(by_source.most_common()),
+            params=sel.params,
+        )
+
+
+def format_comparison(c: Comparison, top_sources: int = 6) -> str:
+    """The table a person reads: one row per method, then composition, then overlaps."""
+    b = c.budget
+    what = f"{b['documents']:,} documents" if b["documents"] else f"{b['tokens']:,} tokens"
+    if b["max_per_source"]:
+        what += f", at most {b['max_per_source']:,} per source"
+    lines = [
+        f"tunesift compare: {len(c.results)} methods, {what} from a pool of {c.pool_size:,} "
+        f"for a target of {c.target_size:,} (features: {c.featurizer})",
+        "",
+        f"  {'method':<16} {'time s':>7} {'docs':>7} {'tokens':>9} {'KL red.':>8} "
+        f"{'OT cost':>8} {'dup%':>6} {'near%':>6}",
+    ]
+    for r in c.results:
+        tokens = f"{r.tokens:,}" if r.tokens is not None else "-"
+        lines.append(
+            f"  {r.method:<16} {r.seconds:>7.2f} {r.documents:>7,} {tokens:>9} "
+            f"{_num(r.kl_reduction, '.4f'):>8} {_num(r.ot_cost, '.4f'):>8} "
+            f"{_num(r.exact_duplicates, '.1%'):>6} {_num(r.near_duplicates, '.1%'):>6}"
+        )
+    if "ot_cost_pool" in c.reference:
+        lines.append(f"  (whole pool: OT cost {c.reference['ot_cost_pool']:.4f}, KL red. 0)")
+    pool_sources = c.reference.get("pool_by_source")
+    if pool_sources:
+        total = sum(pool_sources.values())
+        lines += ["", "selected by source (share of the selection; pool share in brackets):"]
+        names = [s for s, _ in Counter(pool_sources).most_common()]
+        shown = names[:top_sources]
+        header = f"  {'method':<16} " + " ".join(f"{s[:12]:>12}" for s in shown) + f" {'other':>8}"
+        lines.append(header)
+        lines.append(
+            f"  {'(pool)':<16} "
+            + " ".join(f"{'(' + format(pool_sources[s] / total, '.0%') + ')':>12}" for s in shown)
+            + f" {'(' + format(sum(pool_sources[s] for s in names[top_sources:]) / total, '.0%') + ')':>8}"
+        )
+        for r in c.results:
+            n = max(r.documents, 1)
+            other = sum(v for s, v in r.by_source.items() if s not in shown)
+            lines.append(
+                f"  {r.method:<16} "
+                + " ".join(f"{r.by_source.get(s, 0) / n:>12.0%}" for s in shown)
+                + f" {other / n:>8.0%}"
+            )
+    names = [r.method for r in c.results]
+    if len(names) > 1:
+        lines += [
+            "",
+            "overlap (Jaccard):",
+            "  " + " " * 16 + " ".join(f"{n[:8]:>8}" for n in names),
+        ]
+        for a in names:
+            lines.append(f"  {a:<16}" + " ".join(f"{c.overlap[a][b]:>8.2f}" for b in names))
+    return "\n".join(lines)
+
+
+def _num(v: float | None, fmt: str) -> str:
+    return "-" if v is None else format(v, fmt)
