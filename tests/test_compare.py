@@ -118,3 +118,26 @@ def test_every_method_runs_under_a_source_cap(genesis, shared_cache):
     for r in result.results:
         assert r.documents == 40 and max(r.by_source.values()) <= 8, r.method
         assert np.isfinite(r.ot_cost)
+
+
+def test_text_methods_from_the_cli_write_valid_scores(genesis, tmp_path, capsys):
+    """DSIR (sha256 mode, via --param) and ZIP-FIT run from `select`; -inf scores become null."""
+    for method, params in (("dsir", ["hash=sha256", "min_length=20"]), ("zipfit", ["level=6"])):
+        out, scores = tmp_path / f"{method}.jsonl", tmp_path / f"{method}.scores.jsonl"
+        args = ["select", "--pool", str(genesis.pool_path), "--target", str(genesis.target_path),
+                "--budget", "30", "--method", method, "-q", "--out", str(out),
+                "--scores-out", str(scores)]  # fmt: skip
+        for p in params:
+            args += ["--param", p]
+        assert main(args) == 0, capsys.readouterr().err
+        rows = [json.loads(line) for line in scores.open()]
+        assert len(rows) == 900
+        meta = json.loads(open(str(out) + ".meta.json").read())
+        assert meta["method"] == method
+        if method == "dsir":
+            assert meta["params"]["hash"] == "sha256"
+            assert any(r["score"] is None for r in rows)  # the texts under 20 tokens
+            selected = [json.loads(line) for line in out.open()]
+            assert all(r["score"] is not None for r in selected)
+        else:
+            assert meta["params"]["level"] == 6

@@ -229,7 +229,7 @@ def test_per_source_cap_applies_to_any_order():
 
 
 def test_registry_names_every_method_and_rejects_bad_parameters():
-    for name in ("gotd", "rds", "kmq", "d4", "ccs", "random", "random-balanced"):
+    for name in ("gotd", "dsir", "rds", "kmq", "d4", "ccs", "zipfit", "random", "random-balanced"):
         assert name in METHODS
     with pytest.raises(TunesiftError, match="bad parameter"):
         make_method("kmq", clusters=3)

@@ -326,7 +326,7 @@ def run_method(
     return Selection(
         method=name,
         indices=np.asarray(indices, dtype=np.int64),
-        scores=np.asarray(scores, dtype=np.float32),
+        scores=np.asarray(scores, dtype=np.float64),
         params=dict(m.get_params()),
         diagnostics=diagnostics,
         seed=seed,
@@ -455,7 +455,8 @@ SCORE_SHARD_ROWS = 262_144
 
 def _score_in_shards(method: Any, x: np.ndarray, show_progress: bool) -> np.ndarray:
     """``method.score`` shard by shard (the map step; each shard is independent), with progress."""
-    scores = np.empty(len(x), dtype=np.float32)
+    # float64: ZIP-FIT's and DSIR's scores sit in narrow bands where float32 would merge ties
+    scores = np.empty(len(x), dtype=np.float64)
     bar = None
     if show_progress and len(x) > SCORE_SHARD_ROWS:
         from tqdm.auto import tqdm

@@ -103,7 +103,7 @@ class Selection:
             )
         for r, row in enumerate(rows):
             assert row is not None
-            row["score"] = float(self.scores[self.indices[r]])
+            row["score"] = _finite(self.scores[self.indices[r]])
             row["rank"] = r + 1
         self._records = [row for row in rows if row is not None]
         self._pool_sources = sources if self.pool is not None else None
@@ -140,16 +140,19 @@ class Selection:
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            pq.write_table(pa.table({"index": index, "score": self.scores.astype(np.float32)}), tmp)
+            pq.write_table(pa.table({"index": index, "score": self.scores.astype(np.float64)}), tmp)
         else:
             with open(tmp, "w", encoding="utf-8") as fh:
                 if suffix == ".csv":
                     fh.write("index,score\n")
-                    fh.writelines(f"{i},{s!r}\n" for i, s in enumerate(self.scores.tolist()))
+                    fh.writelines(
+                        f"{i},{'' if v is None else repr(v)}\n"
+                        for i, v in enumerate(map(_finite, self.scores.tolist()))
+                    )
                 else:
                     fh.writelines(
-                        f'{{"index": {i}, "score": {s!r}}}\n'
-                        for i, s in enumerate(self.scores.tolist())
+                        f'{{"index": {i}, "score": {json.dumps(v)}}}\n'
+                        for i, v in enumerate(map(_finite, self.scores.tolist()))
                     )
         os.replace(tmp, path)
         return path
@@ -196,6 +199,12 @@ class Selection:
             fh.write("\n")
         os.replace(tmp, path)
         return path
+
+
+def _finite(value: float) -> float | None:
+    """A score for JSON/CSV: -inf (DSIR's too-short documents) and NaN become null."""
+    value = float(value)
+    return value if np.isfinite(value) else None
 
 
 def _suffix(path: Path, allowed: tuple[str, ...], option: str) -> str:

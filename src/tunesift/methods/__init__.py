@@ -8,13 +8,15 @@ from tunesift.errors import TunesiftError
 from tunesift.methods.base import Method, PoolInfo, top_k
 from tunesift.methods.ccs import CCS
 from tunesift.methods.d4 import D4
+from tunesift.methods.dsir import DSIR
 from tunesift.methods.gotd import GOTD
 from tunesift.methods.kmq import KMQ
 from tunesift.methods.random import Random, RandomBalanced
 from tunesift.methods.rds import RDS
+from tunesift.methods.zipfit import ZipFit
 
 METHODS: dict[str, type[Method]] = {
-    cls.name: cls for cls in (GOTD, RDS, KMQ, D4, CCS, Random, RandomBalanced)
+    cls.name: cls for cls in (GOTD, DSIR, RDS, KMQ, D4, CCS, ZipFit, Random, RandomBalanced)
 }
 
 

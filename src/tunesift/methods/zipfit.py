@@ -155,7 +155,7 @@ class ZipFit(Method):
             rows = np.sort(rng.choice(len(target), size=self.max_target, replace=False))
         self.target_available_ = len(target)
         self.target_rows_ = rows
-        self.target_bytes_ = [_encode(target[i]) for i in rows]
+        self.target_bytes_ = [_encode(target[i]) for i in rows.tolist()]
         size = COMPRESSORS[self.compressor][0]
         self.target_sizes_ = np.array([size(t, self.level) for t in self.target_bytes_], float)
         return self
