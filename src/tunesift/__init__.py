@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["Selection", "__version__", "select"]
+__all__ = ["Selection", "__version__", "compare", "select"]
 
 
 def __getattr__(name: str) -> Any:
@@ -19,6 +19,10 @@ def __getattr__(name: str) -> Any:
         from tunesift.api import select
 
         return select
+    if name == "compare":
+        from tunesift.compare import compare
+
+        return compare
     if name == "Selection":
         from tunesift.selection import Selection
 

@@ -1,4 +1,4 @@
-"""``tunesift`` command line: ``select`` and ``corpora``. User errors end in one line, never a traceback."""
+"""``tunesift`` command line: ``select``, ``compare``, ``evaluate`` and ``corpora``. User errors end in one line, never a traceback."""
 
 from __future__ import annotations
 
@@ -183,7 +183,7 @@ def run_select(args: argparse.Namespace) -> int:
     outputs = [str(selection.write(args.out))]
     if args.scores_out:
         outputs.append(str(selection.write_scores(args.scores_out)))
-    selection.info["command"] = "tunesift " + " ".join(sys.argv[1:])
+    selection.info["command"] = "tunesift " + " ".join(map(str, args.argv))
     outputs.append(str(selection.write_metadata(Path(str(args.out) + ".meta.json"))))
     print(format_summary(selection, group_by=args.group_by, outputs=outputs))
     return 0
@@ -200,9 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_select(sub)
-    from tunesift.cli import compare_cmd, corpora_cmd
+    from tunesift.cli import compare_cmd, corpora_cmd, evaluate_cmd
 
     compare_cmd.add_parser(sub)
+    evaluate_cmd.add_parser(sub)
 
     corpora_cmd.add_parser(sub)
     return parser
@@ -221,6 +222,8 @@ def _quiet_third_parties() -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # the command as given, for provenance (sys.argv is the caller's when main() is called)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     _quiet_third_parties()

@@ -1,0 +1,215 @@
+"""``tunesift evaluate``: pre-fine-tune on each selection, then measure the target, over seeds.
+
+Protocol (docs/benchmarks.md): every selection is evaluated with the same model and the same
+hyper-parameters (recorded in the output), over the same seeds, beside a "no pre-fine-tuning"
+baseline that always runs; results are mean ± std over seeds. Before anything trains, the
+leakage guard checks that no selected text is one of the target's labeled training or test
+texts (case and whitespace folded): a selection that leaks the test set proves nothing.
+"""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tunesift.corpus.corpus import Corpus
+from tunesift.errors import InputError, TunesiftError
+from tunesift.evaluate.fast import FastConfig, evaluate_fast
+from tunesift.evaluate.task import LabeledTask
+
+BASELINE = "no-pre-fine-tuning"
+
+
+def _fold(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def read_texts(paths: Sequence[str | Path], text_field: str = "text") -> list[str]:
+    """Texts of JSONL/Parquet/CSV/... files (bad records are an error naming file and line)."""
+    return [t for b in Corpus(list(paths), text_field=text_field).batches() for t in b.texts]
+
+
+def load_task(
+    train: str | Path,
+    test: str | Path,
+    *,
+    name: str | None = None,
+    text_field: str = "text",
+    label_field: str = "label",
+) -> LabeledTask:
+    """A labeled task from two files whose records hold a text and a label."""
+
+    def read(path: str | Path) -> tuple[list[str], list[str]]:
+        corpus = Corpus([path], text_field=text_field)
+        texts, labels = [], []
+        for batch in corpus.batches():
+            for k, text in enumerate(batch.texts):
+                label = batch.fields[k].get(label_field)
+                if label is None or str(label) == "":
+                    where, line = batch.location[k]
+                    raise InputError(f"record has no {label_field!r} field", f"{where}:{line}")
+                texts.append(text)
+                labels.append(str(label))
+        return texts, labels
+
+    train_texts, train_labels = read(train)
+    test_texts, test_labels = read(test)
+    return LabeledTask(name or Path(train).stem, train_texts, train_labels, test_texts, test_labels)
+
+
+def check_leakage(name: str, selected: Sequence[str], task: LabeledTask) -> None:
+    """Raise when a selected text is one of the task's labeled train or test texts."""
+    held = {_fold(t): "test" for t in task.test_texts}
+    held.update({_fold(t): "train" for t in task.train_texts if _fold(t) not in held})
+    leaks = [(held[f], t) for t in selected if (f := _fold(t)) in held]
+    if leaks:
+        split, example = leaks[0]
+        raise TunesiftError(
+            f"selection {name!r} holds {len(leaks)} of the target's labeled texts "
+            f"(first, from {split}: {example[:60]!r}); remove the target from the pool"
+        )
+
+
+@dataclass
+class Row:
+    selection: str
+    seed: int
+    metrics: dict[str, float]
+    seconds: float
+
+
+@dataclass
+class Report:
+    mode: str
+    task: str
+    seeds: list[int]
+    config: dict[str, Any]
+    rows: list[Row] = field(default_factory=list)
+    environment: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, dict[str, tuple[float, float]]]:
+        """selection -> metric -> (mean, std over seeds; std 0 for one seed)."""
+        out: dict[str, dict[str, tuple[float, float]]] = {}
+        names = list(dict.fromkeys(r.selection for r in self.rows))
+        for name in names:
+            rows = [r for r in self.rows if r.selection == name]
+            out[name] = {}
+            for metric in rows[0].metrics:
+                vals = [r.metrics[metric] for r in rows]
+                std = statistics.stdev(vals) if len(vals) > 1 else 0.0
+                out[name][metric] = (statistics.fmean(vals), std)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["summary"] = {
+            n: {m: {"mean": v[0], "std": v[1]} for m, v in ms.items()}
+            for n, ms in self.summary().items()
+        }
+        return d
+
+    def table(self) -> str:
+        summary = self.summary()
+        metrics = list(next(iter(summary.values())))
+        lines = [
+            f"tunesift evaluate ({self.mode}) on {self.task}, seeds {self.seeds}",
+            "  " + f"{'selection':<24}" + "".join(f"{m:>22}" for m in metrics),
+        ]
+        for name, ms in summary.items():
+            lines.append(
+                "  " + f"{name:<24}"
+                + "".join(f"{f'{ms[m][0]:.4g} ± {ms[m][1]:.2g}':>22}" for m in metrics)
+            )  # fmt: skip
+        return "\n".join(lines)
+
+
+def environment() -> dict[str, Any]:
+    import numpy as np
+
+    from tunesift import __version__
+
+    env: dict[str, Any] = {
+        "tunesift": __version__,
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    try:
+        import torch
+
+        env["torch"] = torch.__version__
+        env["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    return env
+
+
+def evaluate(
+    selections: dict[str, Sequence[str]],
+    task: LabeledTask,
+    *,
+    mode: str = "fast",
+    base: Sequence[str] | None = None,
+    seeds: Sequence[int] = (0, 1, 2),
+    fast_config: FastConfig | None = None,
+    encoder_config: Any = None,
+    progress: Callable[[str], None] | None = None,
+) -> Report:
+    """Evaluate each selection (name -> texts) and the no-pre-fine-tuning baseline on ``task``.
+
+    ``mode="fast"``: held-out perplexity of the task's test texts under the Lemma 1 n-gram view
+    (``base`` is the corpus standing for pre-training, usually the pool); deterministic, so the
+    seeds repeat the same number. ``mode="encoder"``: masked-LM pre-fine-tuning of an encoder on
+    the selection, then a classifier fine-tuned on the task's train split; accuracy and
+    macro-F1 on its test split.
+    """
+    if BASELINE in selections:
+        raise TunesiftError(f"{BASELINE!r} is the baseline's name; rename that selection")
+    if not seeds:
+        raise TunesiftError("give at least one seed")
+    for name, texts in selections.items():
+        check_leakage(name, texts, task)
+    runs: dict[str, Sequence[str] | None] = {BASELINE: None, **selections}
+    report = Report(
+        mode=mode, task=task.name, seeds=list(seeds), config={}, environment=environment()
+    )
+
+    if mode == "fast":
+        cfg = fast_config or FastConfig()
+        report.config = {"fast": cfg.to_dict(), "base_texts": len(base or ())}
+        for name, texts in runs.items():
+            for seed in seeds:
+                t0 = time.perf_counter()
+                r = evaluate_fast(texts, base or [], task.test_texts, cfg)
+                report.rows.append(
+                    Row(name, seed, {"perplexity": r.perplexity}, time.perf_counter() - t0)
+                )
+                if progress:
+                    progress(f"{name} seed {seed}: perplexity {r.perplexity:.2f}")
+    elif mode == "encoder":
+        from tunesift.evaluate.encoder import EncoderConfig, evaluate_encoder
+
+        cfg_e = encoder_config or EncoderConfig()
+        report.config = {"encoder": cfg_e.to_dict()}
+        for name, texts in runs.items():
+            for seed in seeds:
+                t0 = time.perf_counter()
+                r = evaluate_encoder(list(texts) if texts else None, task, cfg_e, seed)
+                report.rows.append(
+                    Row(name, seed, {"accuracy": r.accuracy, "macro_f1": r.macro_f1},
+                        time.perf_counter() - t0)
+                )  # fmt: skip
+                if progress:
+                    progress(f"{name} seed {seed}: accuracy {r.accuracy:.3f}")
+    else:
+        raise TunesiftError(f"mode must be 'fast' or 'encoder', got {mode!r}")
+    report.environment["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    return report
