@@ -44,8 +44,9 @@ def test_squared_distances_match_numpy():
 def test_matches_dense_float64_reference():
     x, y = _clouds()
     eps = 0.1 * estimate_cost_scale(x, y)
-    res = sinkhorn(x, y, eps, tol=1e-7, max_iter=5000, device="cpu")
-    assert res.converged and res.marginal_error < 1e-7
+    # 1e-6: float32 potentials stall between 1e-7 and 1e-6 for some epsilons
+    res = sinkhorn(x, y, eps, tol=1e-6, max_iter=5000, device="cpu")
+    assert res.converged and res.marginal_error < 1e-6
     f_ref, g_ref = _dense_log_sinkhorn(x, y, eps, res.n_iter + 200)
     # potentials are defined up to (f + c, g - c): compare after centring g
     np.testing.assert_allclose(res.g - res.g.mean(), g_ref - g_ref.mean(), atol=2e-3 * eps)

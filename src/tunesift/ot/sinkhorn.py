@@ -94,12 +94,25 @@ def squared_distances(
 def estimate_cost_scale(
     x: np.ndarray, y: np.ndarray, stat: str = "median", n_pairs: int = 100_000, seed: int = 0
 ) -> float:
-    """Median (or mean) squared distance over random pool-target pairs, for relative epsilon."""
-    rng = np.random.default_rng(seed)
-    i = rng.integers(0, len(x), size=n_pairs)
-    j = rng.integers(0, len(y), size=n_pairs)
-    d = np.asarray(x[i], dtype=np.float64) - np.asarray(y[j], dtype=np.float64)
-    sq = np.einsum("ij,ij->i", d, d)
+    """Median (or mean) squared distance over pool-target pairs, for relative epsilon.
+
+    All pairs when there are at most ``n_pairs`` of them, else ``n_pairs`` seeded random ones;
+    computed in chunks of about 8M values, so wide features (10,000-d n-grams) stay cheap.
+    """
+    n_all = len(x) * len(y)
+    if n_all <= n_pairs:
+        i, j = np.divmod(np.arange(n_all), len(y))
+    else:
+        rng = np.random.default_rng(seed)
+        i = rng.integers(0, len(x), size=n_pairs)
+        j = rng.integers(0, len(y), size=n_pairs)
+    sq = np.empty(len(i), dtype=np.float64)
+    chunk = max(1, 8_000_000 // max(int(x.shape[1]), 1))
+    for s in range(0, len(i), chunk):
+        d = np.asarray(x[i[s : s + chunk]], dtype=np.float64) - np.asarray(
+            y[j[s : s + chunk]], dtype=np.float64
+        )
+        sq[s : s + chunk] = np.einsum("ij,ij->i", d, d)
     if stat == "median":
         return float(np.median(sq))
     if stat == "mean":

@@ -1,0 +1,306 @@
+"""``tunesift bench``: labeled targets from the real corpora, the method x budget x seed grid.
+
+For each target task (a corpus whose records carry natural labels: fortune categories, GCIDE
+domain tags, Debian sections, FOLDOC categories), the ``n_labels`` most frequent labels are
+kept; a seeded, stratified sample of each label gives the task's small labeled train split and
+its test split. One pool is drawn from every source (``pool_per_source`` each, seeded), and every
+task's train and test texts are removed from it (case and whitespace folded), so no labeled
+target text can be selected; ``evaluate`` checks it again. The train split's texts are the
+target sample the methods select towards (GOT-D's setting: the target task's training inputs).
+
+Then every method selects at every budget with every seed (deterministic methods give the same
+selection for every seed; the seed still varies the training), each selection is evaluated in
+each mode, beside the no-pre-fine-tuning baseline, and the rows are written as CSV and JSON, with
+a markdown table of mean ± std over seeds.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import statistics
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tunesift.api import prepare, run_method
+from tunesift.corpora.build import get_source
+from tunesift.errors import TunesiftError
+from tunesift.evaluate.fast import FastConfig, evaluate_fast
+from tunesift.evaluate.harness import BASELINE, check_leakage, environment
+from tunesift.evaluate.task import LabeledTask
+from tunesift.methods import METHODS
+from tunesift.methods.budget import Budget
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A labeled target: ``source`` records with its ``n_labels`` most frequent labels."""
+
+    source: str
+    n_labels: int = 4
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    tasks: tuple[TaskSpec, ...]
+    methods: tuple[str, ...]
+    budgets: tuple[int, ...]
+    seeds: tuple[int, ...]
+    modes: tuple[str, ...]
+    pool_per_source: int
+    train_per_label: int
+    test_per_label: int
+    featurizer: str = "minilm"
+    min_chars: int = 20
+    encoder: dict[str, Any] = field(default_factory=dict)
+    fast: dict[str, Any] = field(default_factory=dict)
+
+
+FOUR_TASKS = (
+    TaskSpec("fortunes"),
+    TaskSpec("gcide"),
+    TaskSpec("debian"),
+    TaskSpec("foldoc"),
+)
+PRESETS: dict[str, Preset] = {
+    # the protocol in miniature, for tests: one task, fast mode only
+    "smoke": Preset(
+        "smoke", (TaskSpec("fortunes", 3),), ("dsir", "random"), (50,), (0,), ("fast",),
+        pool_per_source=150, train_per_label=10, test_per_label=20, featurizer="static",
+    ),
+    # issue 5's CPU protocol: <= 90 minutes on a 2-core CPU
+    "cpu": Preset(
+        "cpu", FOUR_TASKS, ("gotd", "dsir", "rds", "random"), (100, 400), (0, 1, 2),
+        ("fast", "encoder"), pool_per_source=2000, train_per_label=16, test_per_label=100,
+        encoder={"max_length": 64, "mlm_epochs": 1, "clf_epochs": 3},
+    ),
+    # the same protocol at a larger scale, for a GPU machine
+    "gpu": Preset(
+        "gpu", FOUR_TASKS, ("gotd", "dsir", "rds", "random", "kmq", "d4", "random-balanced"),
+        (1000, 5000), (0, 1, 2), ("fast", "encoder"), pool_per_source=20000,
+        train_per_label=32, test_per_label=250, encoder={"max_length": 128, "mlm_epochs": 2},
+    ),
+}  # fmt: skip
+
+
+def _fold(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def build_task(spec: Preset, task: TaskSpec, seed: int = 0) -> LabeledTask:
+    """A stratified, seeded train/test split of the source's most frequent labels."""
+    src = get_source(task.source)
+    src.require()
+    by_label: dict[str, list[str]] = defaultdict(list)
+    seen: set[str] = set()
+    for rec in src.read():
+        text, label = rec["text"], rec.get("label", "")
+        if not label or len(text) < spec.min_chars or _fold(text) in seen:
+            continue
+        seen.add(_fold(text))
+        by_label[label].append(text)
+    need = spec.train_per_label + spec.test_per_label
+    labels = [
+        lab
+        for lab, n in Counter({k: len(v) for k, v in by_label.items()}).most_common()
+        if n >= need
+    ][: task.n_labels]
+    if len(labels) < 2:
+        raise TunesiftError(f"{task.source}: fewer than two labels with {need} records each")
+    rng = random.Random(f"{seed}/{task.source}/task")
+    tr_x, tr_y, te_x, te_y = [], [], [], []
+    for lab in sorted(labels):
+        texts = rng.sample(by_label[lab], need)
+        tr_x += texts[: spec.train_per_label]
+        tr_y += [lab] * spec.train_per_label
+        te_x += texts[spec.train_per_label :]
+        te_y += [lab] * spec.test_per_label
+    return LabeledTask(f"{task.source}-{len(labels)}", tr_x, tr_y, te_x, te_y)
+
+
+def build_pool(spec: Preset, tasks: Sequence[LabeledTask], seed: int = 0) -> list[dict[str, str]]:
+    """``pool_per_source`` records of every source, none of them a task's train or test text."""
+    from tunesift.corpora.build import DEFAULT_SOURCES, SOURCES
+
+    banned = {_fold(t) for task in tasks for t in task.train_texts + task.test_texts}
+    pool: list[dict[str, str]] = []
+    seen: set[str] = set()
+    for name in DEFAULT_SOURCES:
+        src = SOURCES[name]
+        if not src.available():
+            continue
+        recs = []
+        for r in src.read():
+            f = _fold(r["text"])
+            if len(r["text"]) < spec.min_chars or f in banned or f in seen:
+                continue
+            seen.add(f)
+            recs.append({"text": r["text"], "source": name, "label": r.get("label", "")})
+        rng = random.Random(f"{seed}/{name}/pool")
+        pool += rng.sample(recs, min(len(recs), spec.pool_per_source))
+    random.Random(f"{seed}/pool").shuffle(pool)
+    return pool
+
+
+def _write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for r in rows:
+            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+
+
+@dataclass
+class BenchRow:
+    task: str
+    method: str
+    budget: int | None
+    seed: int
+    mode: str
+    metrics: dict[str, float]
+    select_seconds: float
+    eval_seconds: float
+
+
+def run_bench(
+    preset: str | Preset,
+    out_dir: str | Path,
+    *,
+    cache_dir: str | Path | None = None,
+    device: str = "auto",
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run a preset end to end; write ``results.csv``, ``results.json`` and ``results.md``."""
+    spec = PRESETS[preset] if isinstance(preset, str) else preset
+    if isinstance(preset, str) and preset not in PRESETS:
+        raise TunesiftError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+    say = progress or (lambda m: None)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    env = environment()
+
+    tasks = [build_task(spec, t) for t in spec.tasks]
+    pool = build_pool(spec, tasks)
+    pool_path = out / "pool.jsonl"
+    _write_jsonl(pool_path, pool)
+    pool_texts = [r["text"] for r in pool]
+    say(f"pool: {len(pool):,} records; tasks: {', '.join(t.name for t in tasks)}")
+
+    fast_cfg = FastConfig(**spec.fast)
+    enc_cfg = None
+    if "encoder" in spec.modes:
+        from tunesift.evaluate.encoder import EncoderConfig
+
+        enc_cfg = EncoderConfig(**{**spec.encoder, "device": device})
+    # embed only when some method reads features (DSIR and random do not)
+    needs = ["texts"]
+    if any(METHODS[m].inputs == "features" for m in spec.methods):
+        needs.append("features")
+    rows: list[BenchRow] = []
+    for task in tasks:
+        tdir = out / task.name
+        tdir.mkdir(exist_ok=True)
+        _write_jsonl(
+            tdir / "train.jsonl",
+            [
+                {"text": t, "label": y}
+                for t, y in zip(task.train_texts, task.train_labels, strict=True)
+            ],
+        )
+        _write_jsonl(tdir / "test.jsonl", [{"text": t, "label": y} for t, y in
+                                            zip(task.test_texts, task.test_labels, strict=True)])  # fmt: skip
+        prep = prepare(
+            pool_path, tdir / "train.jsonl", needs=needs,
+            featurizer=spec.featurizer, cache_dir=cache_dir, device=device,
+        )  # fmt: skip
+        runs: list[tuple[str, int | None, int, list[str] | None, float]] = []
+        for seed in spec.seeds:
+            runs.append((BASELINE, None, seed, None, 0.0))
+        for method in spec.methods:
+            for budget in spec.budgets:
+                for seed in spec.seeds:
+                    t0 = time.perf_counter()
+                    sel = run_method(prep, method, Budget(docs=budget), seed=seed, device=device)
+                    texts = [pool_texts[i] for i in sel.indices]
+                    check_leakage(f"{method}@{budget}", texts, task)
+                    runs.append((method, budget, seed, texts, time.perf_counter() - t0))
+        for name, budget, seed, texts, t_sel in runs:
+            for mode in spec.modes:
+                t0 = time.perf_counter()
+                if mode == "fast":
+                    r = evaluate_fast(texts, pool_texts, task.test_texts, fast_cfg)
+                    metrics = {"perplexity": r.perplexity}
+                else:
+                    from tunesift.evaluate.encoder import evaluate_encoder
+
+                    e = evaluate_encoder(texts, task, enc_cfg, seed)
+                    metrics = {"accuracy": e.accuracy, "macro_f1": e.macro_f1}
+                row = BenchRow(task.name, name, budget, seed, mode, metrics, t_sel,
+                               time.perf_counter() - t0)  # fmt: skip
+                rows.append(row)
+                say(f"{task.name} {name} k={budget} seed={seed} {mode}: "
+                    + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))  # fmt: skip
+    env["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    result = {
+        "preset": asdict(spec),
+        "environment": env,
+        "seconds": round(time.perf_counter() - t_start, 1),
+        "pool": {"records": len(pool), "by_source": dict(Counter(r["source"] for r in pool))},
+        "tasks": {
+            t.name: {"labels": t.labels, "train": len(t.train_texts), "test": len(t.test_texts)}
+            for t in tasks
+        },  # fmt: skip
+        "hyperparameters": {
+            "fast": fast_cfg.to_dict(),
+            "encoder": enc_cfg.to_dict() if enc_cfg else None,
+        },  # fmt: skip
+        "rows": [asdict(r) for r in rows],
+    }
+    (out / "results.json").write_text(json.dumps(result, indent=1) + "\n")
+    with open(out / "results.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["task", "method", "budget", "seed", "mode", "metric", "value",
+                    "select_seconds", "eval_seconds"])  # fmt: skip
+        for r in rows:
+            for k, v in r.metrics.items():
+                w.writerow([r.task, r.method, r.budget, r.seed, r.mode, k, v,
+                            round(r.select_seconds, 3), round(r.eval_seconds, 3)])  # fmt: skip
+    (out / "results.md").write_text(markdown_table(rows) + "\n")
+    return result
+
+
+def markdown_table(rows: Sequence[BenchRow]) -> str:
+    """One line per task x method x budget; a column per mode's metric, mean ± std over seeds."""
+    groups: dict[tuple[str, str, int | None], dict[str, list[float]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
+    columns: list[str] = []
+    for r in rows:
+        for k, v in r.metrics.items():
+            col = f"{r.mode} {k}"
+            if col not in columns:
+                columns.append(col)
+            groups[(r.task, r.method, r.budget)][col].append(v)
+    lines = [
+        "| task | method | budget | " + " | ".join(columns) + " |",
+        "|---|---|---|" + "---|" * len(columns),
+    ]
+    for (task, method, budget), cols in groups.items():
+        cells = []
+        for c in columns:
+            vals = cols.get(c, [])
+            if not vals:
+                cells.append("-")
+                continue
+            sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+            cells.append(f"{statistics.fmean(vals):.4g} ± {sd:.2g}")
+        lines.append(f"| {task} | {method} | {budget or '-'} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
