@@ -55,3 +55,16 @@ def test_bench_smoke_preset_end_to_end(tmp_path, shared_cache, capsys):
     rows = list(csv.DictReader(open(out / "results.csv")))
     assert len(rows) == 3 and all(float(r["value"]) > 1 for r in rows)
     assert (out / "fortunes-3" / "train.jsonl").exists()
+
+
+def test_bench_restricts_a_preset_and_rejects_unknown_names(capsys):
+    from tunesift.evaluate.bench import restrict
+
+    one = restrict(PRESETS["cpu"], tasks=["foldoc"], methods=["random"], modes=["fast"])
+    assert [t.source for t in one.tasks] == ["foldoc"] and one.methods == ("random",)
+    assert one.budgets == PRESETS["cpu"].budgets
+    for flag, value, message in (("--tasks", "nope", "no task 'nope'"),
+                                 ("--methods", "nope", "unknown method"),
+                                 ("--modes", "causal", "unknown mode")):  # fmt: skip
+        assert main(["bench", "--preset", "cpu", flag, value, "-q"]) == 2
+        assert message in capsys.readouterr().err

@@ -18,6 +18,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "baseline, and write results.csv, results.json and results.md.",
     )
     p.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
+    p.add_argument(
+        "--tasks", metavar="A,B", help="only these of the preset's task sources (e.g. fortunes)"
+    )
+    p.add_argument("--methods", metavar="A,B", help="override the preset's methods")
+    p.add_argument("--modes", metavar="A,B", help="override the preset's modes (fast, encoder)")
     p.add_argument("--out", type=Path, default=Path("runs/bench"), help="output folder")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument(
@@ -28,10 +33,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_bench_cmd(args: argparse.Namespace) -> int:
-    from tunesift.evaluate.bench import run_bench
+    from tunesift.evaluate.bench import PRESETS, restrict, run_bench
 
+    preset = restrict(
+        PRESETS[args.preset], tasks=_csv(args.tasks), methods=_csv(args.methods),
+        modes=_csv(args.modes),
+    )  # fmt: skip
     result = run_bench(
-        args.preset,
+        preset,
         args.out,
         cache_dir=args.cache_dir,
         device=args.device,
@@ -41,3 +50,7 @@ def run_bench_cmd(args: argparse.Namespace) -> int:
     print(f"{len(result['rows'])} runs in {result['seconds']:.0f} s; wrote {args.out}/results.csv, "
           f"results.json, results.md")  # fmt: skip
     return 0
+
+
+def _csv(text: str | None) -> list[str] | None:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None

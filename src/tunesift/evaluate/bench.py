@@ -17,6 +17,7 @@ a markdown table of mean ± std over seeds.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import random
@@ -88,6 +89,36 @@ PRESETS: dict[str, Preset] = {
         train_per_label=32, test_per_label=250, encoder={"max_length": 128, "mlm_epochs": 2},
     ),
 }  # fmt: skip
+
+
+def restrict(
+    spec: Preset,
+    *,
+    tasks: Sequence[str] | None = None,
+    methods: Sequence[str] | None = None,
+    modes: Sequence[str] | None = None,
+) -> Preset:
+    """The preset with only some of its tasks, or other methods or modes (checked here)."""
+    changes: dict[str, Any] = {}
+    if tasks:
+        known = {t.source: t for t in spec.tasks}
+        unknown = [t for t in tasks if t not in known]
+        if unknown:
+            raise TunesiftError(
+                f"preset {spec.name!r} has no task {unknown[0]!r}; it has {', '.join(known)}"
+            )
+        changes["tasks"] = tuple(known[t] for t in tasks)
+    if methods:
+        bad = [m for m in methods if m not in METHODS]
+        if bad:
+            raise TunesiftError(f"unknown method {bad[0]!r}; choose from {', '.join(METHODS)}")
+        changes["methods"] = tuple(methods)
+    if modes:
+        bad = [m for m in modes if m not in ("fast", "encoder")]
+        if bad:
+            raise TunesiftError(f"unknown mode {bad[0]!r}; choose from fast, encoder")
+        changes["modes"] = tuple(modes)
+    return dataclasses.replace(spec, **changes) if changes else spec
 
 
 def _fold(text: str) -> str:
