@@ -263,6 +263,18 @@ def prepare(
     )
 
 
+def build_method(
+    name: str, params: dict[str, Any], *, seed: int, device: str, progress: bool
+) -> Method:
+    """A method by name, with the run's seed (and GOT-D's device and progress) as defaults."""
+    params = dict(params)
+    params.setdefault("seed", seed)
+    if name == "gotd":
+        params.setdefault("device", device)
+        params.setdefault("progress", progress)
+    return make_method(name, **params)
+
+
 def run_method(
     prep: Prepared,
     method: str | Method,
@@ -277,12 +289,7 @@ def run_method(
     if isinstance(method, Method):
         m = method
     else:
-        params = dict(method_params)
-        params.setdefault("seed", seed)
-        if method == "gotd":
-            params.setdefault("device", device)
-            params.setdefault("progress", show_progress)
-        m = make_method(method, **params)
+        m = build_method(method, method_params, seed=seed, device=device, progress=show_progress)
     name = m.name
     if m.inputs == "features":
         if prep.x_pool is None:
@@ -380,7 +387,7 @@ def _need(budget: Budget, prep: Prepared) -> int:
 def select(
     pool: Source = None,
     target: Source = None,
-    budget: int | None = 1000,
+    budget: int | None = None,
     *,
     method: str = "gotd",
     budget_tokens: int | None = None,
@@ -405,7 +412,7 @@ def select(
     ``pool`` and ``target`` are paths (JSONL, Parquet, CSV/TSV, text, HF dataset directory), lists
     of paths, or ``Corpus`` objects. ``method`` is one of ``tunesift.methods.METHODS`` (gotd,
     dsir, rds, kmq, d4, ccs, zipfit, random, random-balanced). The budget is ``budget`` documents,
-    or ``budget_tokens`` tokens (whitespace-separated words; pass ``budget=None``), with at most
+    or ``budget_tokens`` tokens (whitespace-separated words); 1,000 documents when neither is given; at most
     ``max_per_source`` per source. Features come from ``featurizer`` ("minilm", "static",
     "ngrams", or a local sentence-transformers folder), cached under ``cache_dir``; or from
     ``pool_features``/``target_features`` .npy files (rows aligned with the records; with no
@@ -414,15 +421,10 @@ def select(
     arguments are the method's hyper-parameters (see each method's class docstring).
     """
     t_start = time.perf_counter()
-    if budget_tokens is not None and budget == 1000:
-        budget = None  # the default document budget gives way to an explicit token budget
+    if budget is None and budget_tokens is None:
+        budget = 1000
     b = Budget(docs=budget, tokens=budget_tokens, max_per_source=max_per_source)
-    params = dict(method_params)
-    params.setdefault("seed", seed)
-    if method == "gotd":
-        params.setdefault("device", device)
-        params.setdefault("progress", show_progress)
-    m = make_method(method, **params)
+    m = build_method(method, method_params, seed=seed, device=device, progress=show_progress)
     prep = prepare(
         pool,
         target,

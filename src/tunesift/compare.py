@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from tunesift.api import Prepared, Source, prepare, run_method
+from tunesift.api import Prepared, Source, build_method, prepare, run_method
 from tunesift.errors import TunesiftError
-from tunesift.methods import METHODS, make_method
+from tunesift.methods import METHODS
 from tunesift.methods.budget import Budget
 from tunesift.ot.sinkhorn import estimate_cost_scale, sinkhorn
 from tunesift.report import metrics
@@ -123,13 +123,12 @@ def compare(
     if len(set(methods)) != len(methods):
         raise TunesiftError("each method may appear once in --methods")
     b = Budget(docs=budget, tokens=budget_tokens, max_per_source=max_per_source)
-    built = {}
-    for name in methods:
-        params = dict(method_params.get(name, {}))
-        params.setdefault("seed", seed)
-        if name == "gotd":
-            params.setdefault("device", device)
-        built[name] = make_method(name, **params)
+    built = {
+        name: build_method(
+            name, method_params.get(name, {}), seed=seed, device=device, progress=False
+        )
+        for name in methods
+    }
     columns = sorted({c for m in built.values() for c in m.record_columns()})
     prep = prepare(
         pool,

@@ -16,7 +16,24 @@ from tunesift.errors import TunesiftError
 from tunesift.methods.base import Method, PoolInfo, interleave
 
 
-class Random(Method):
+class _Unscored(Method):
+    """Shared by the random rules: nothing to fit, no per-row score; the rule is ``order``."""
+
+    inputs = "none"
+    _param_names = ("seed",)
+
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+
+    def fit(self, pool: Any = None, target: Any = None) -> _Unscored:
+        return self
+
+    def score(self, pool: Any) -> np.ndarray:
+        # Zeros keep the shape contract.
+        return np.zeros(len(pool), dtype=np.float32)
+
+
+class Random(_Unscored):
     """Uniform random selection without replacement.
 
     Parameters
@@ -25,24 +42,12 @@ class Random(Method):
     """
 
     name = "random"
-    inputs = "none"
-    _param_names = ("seed",)
-
-    def __init__(self, seed: int = 0):
-        self.seed = seed
-
-    def fit(self, pool: Any = None, target: Any = None) -> Random:
-        return self
-
-    def score(self, pool: Any) -> np.ndarray:
-        # Random has no per-row score; its rule lives in ``order``. Zeros keep the shape contract.
-        return np.zeros(len(pool), dtype=np.float32)
 
     def order(self, scores: np.ndarray, info: PoolInfo) -> np.ndarray:
         return np.random.default_rng(self.seed).permutation(info.size)
 
 
-class RandomBalanced(Method):
+class RandomBalanced(_Unscored):
     """Uniform over sources, uniform inside each source; leftovers of small sources redistributed.
 
     Parameters
@@ -51,17 +56,6 @@ class RandomBalanced(Method):
     """
 
     name = "random-balanced"
-    inputs = "none"
-    _param_names = ("seed",)
-
-    def __init__(self, seed: int = 0):
-        self.seed = seed
-
-    def fit(self, pool: Any = None, target: Any = None) -> RandomBalanced:
-        return self
-
-    def score(self, pool: Any) -> np.ndarray:
-        return np.zeros(len(pool), dtype=np.float32)
 
     def order(self, scores: np.ndarray, info: PoolInfo) -> np.ndarray:
         if info.sources is None:
