@@ -8,7 +8,8 @@ import pytest
 
 from tunesift.cli.main import main
 from tunesift.corpora import build as corpora_build
-from tunesift.evaluate.bench import PRESETS, build_pool, build_task
+from tunesift.evaluate.bench import PRESETS, BenchRow, build_pool, build_task, paired_table
+from tunesift.evaluate.harness import BASELINE
 
 pytestmark = pytest.mark.skipif(
     not corpora_build.sources_available(["fortunes", "gcide", "debian", "foldoc"]),
@@ -68,3 +69,17 @@ def test_bench_restricts_a_preset_and_rejects_unknown_names(capsys):
                                  ("--modes", "causal", "unknown mode")):  # fmt: skip
         assert main(["bench", "--preset", "cpu", flag, value, "-q"]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_paired_table_differences_by_seed():
+    rows = [BenchRow("t", BASELINE, None, s, "encoder", {"accuracy": a}, 0.0, 0.0)
+            for s, a in ((0, 0.5), (1, 0.7))]  # fmt: skip
+    rows += [BenchRow("t", "gotd", 100, s, "encoder", {"accuracy": a}, 0.0, 0.0)
+             for s, a in ((0, 0.6), (1, 0.6))]  # fmt: skip
+    rows += [BenchRow("t", BASELINE, None, 0, "fast", {"perplexity": 100.0}, 0.0, 0.0),
+             BenchRow("t", "gotd", 100, 0, "fast", {"perplexity": 80.0}, 0.0, 0.0)]  # fmt: skip
+    table = paired_table(rows)
+    line = next(x for x in table.splitlines() if x.startswith("| t | gotd"))
+    # +0.1 and -0.1: mean 0, one seed of two better; perplexity lower is better
+    assert "| +0.000 ± 0.141 (1/2) |" in line
+    assert "-20.0 ± 0.0 (1/1)" in line

@@ -22,6 +22,7 @@ from tunesift.evaluate.encoder import (
     mask_tokens,
     mlm_loss,
     pretrain_mlm,
+    warm_head,
 )
 from tunesift.evaluate.task import LabeledTask
 
@@ -111,6 +112,23 @@ def test_head_warm_up_leaves_the_encoder_alone(selection):
     changed = {k for k in old if not torch.equal(old[k], new[k])}
     assert changed and all(k.startswith("cls.") for k in changed), changed
     assert all(p.requires_grad for p in res.model.parameters())
+
+
+def test_a_shared_warmed_head_is_the_head_each_run_would_warm(selection):
+    # warm_head on the selection then head= is the same model as warming inside pretrain_mlm
+    cfg = small(mlm_head_steps=3, mlm_max_steps=2)
+    head = warm_head(selection, cfg, seed=0)
+    assert head and all(k.startswith("cls.") for k in head)
+    fresh = load_mlm_model(cfg, seed=0)
+    assert any(not torch.equal(v, fresh.state_dict()[k]) for k, v in head.items())
+    inline = pretrain_mlm(selection, cfg, seed=0)
+    shared = pretrain_mlm(selection, cfg, seed=0, head=head)
+    assert inline is not None and shared is not None and shared.head_losses == []
+    assert inline.losses == shared.losses
+    a, b = inline.model.state_dict(), shared.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(TunesiftError, match="same model"):
+        pretrain_mlm(selection, cfg, seed=0, head={"cls.other": torch.zeros(1)})
 
 
 def test_same_seed_same_numbers(task, selection):

@@ -29,6 +29,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tunesift.api import prepare, run_method
 from tunesift.corpora.build import get_source
 from tunesift.errors import TunesiftError
@@ -200,6 +202,24 @@ class BenchRow:
     eval_seconds: float
 
 
+def _warm_heads(
+    spec: Preset, cfg: Any, pool_texts: list[str], say: Callable[[str], None]
+) -> dict[int, Any]:
+    """One warmed masked-LM head per seed, on a seeded pool sample: every method starts from it."""
+    from tunesift.evaluate.encoder import warm_head
+
+    n = min(len(pool_texts), cfg.mlm_head_steps * cfg.mlm_batch_size)
+    heads = {}
+    for seed in spec.seeds:
+        rng = np.random.default_rng([seed, 0x4EAD])
+        sample = [pool_texts[i] for i in sorted(rng.choice(len(pool_texts), n, replace=False))]
+        t0 = time.perf_counter()
+        heads[seed] = warm_head(sample, cfg, seed)
+        say(f"masked-LM head for seed {seed}: warmed on {n} pool texts in "
+            f"{time.perf_counter() - t0:.1f}s")  # fmt: skip
+    return heads
+
+
 def run_bench(
     preset: str | Preset,
     out_dir: str | Path,
@@ -235,6 +255,7 @@ def run_bench(
     needs = ["texts"]
     if any(METHODS[m].inputs == "features" for m in spec.methods):
         needs.append("features")
+    heads = _warm_heads(spec, enc_cfg, pool_texts, say) if enc_cfg else {}
     rows: list[BenchRow] = []
     for task in tasks:
         tdir = out / task.name
@@ -272,7 +293,7 @@ def run_bench(
                 else:
                     from tunesift.evaluate.encoder import evaluate_encoder
 
-                    e = evaluate_encoder(texts, task, enc_cfg, seed)
+                    e = evaluate_encoder(texts, task, enc_cfg, seed, head=heads.get(seed))
                     metrics = {"accuracy": e.accuracy, "macro_f1": e.macro_f1}
                 row = BenchRow(task.name, name, budget, seed, mode, metrics, t_sel,
                                time.perf_counter() - t0)  # fmt: skip
@@ -304,7 +325,7 @@ def run_bench(
             for k, v in r.metrics.items():
                 w.writerow([r.task, r.method, r.budget, r.seed, r.mode, k, v,
                             round(r.select_seconds, 3), round(r.eval_seconds, 3)])  # fmt: skip
-    (out / "results.md").write_text(markdown_table(rows) + "\n")
+    (out / "results.md").write_text(markdown_table(rows) + "\n\n" + paired_table(rows) + "\n")
     return result
 
 
@@ -333,5 +354,54 @@ def markdown_table(rows: Sequence[BenchRow]) -> str:
                 continue
             sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
             cells.append(f"{statistics.fmean(vals):.4g} ± {sd:.2g}")
+        lines.append(f"| {task} | {method} | {budget or '-'} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+LOWER_IS_BETTER = {"perplexity"}
+
+
+def paired_table(rows: Sequence[BenchRow]) -> str:
+    """Each method minus the baseline of the same task and seed: mean ± std, and seeds won.
+
+    The baseline and a method share a seed's fine-tuning noise (same classifier initialization
+    and batch order), so the paired difference is the sharper reading when seeds disagree.
+    """
+    base = {(r.task, r.seed, r.mode, k): v for r in rows if r.method == BASELINE
+            for k, v in r.metrics.items()}  # fmt: skip
+    groups: dict[tuple[str, str, int | None], dict[str, list[float]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
+    columns: list[str] = []
+    for r in rows:
+        if r.method == BASELINE:
+            continue
+        for k, v in r.metrics.items():
+            b = base.get((r.task, r.seed, r.mode, k))
+            if b is None:
+                continue
+            col = f"{r.mode} {k}"
+            if col not in columns:
+                columns.append(col)
+            groups[(r.task, r.method, r.budget)][col].append(v - b)
+    lines = [
+        f"Paired with {BASELINE} (same task and seed): difference mean ± std, seeds better.",
+        "",
+        "| task | method | budget | " + " | ".join(f"Δ {c}" for c in columns) + " |",
+        "|---|---|---|" + "---|" * len(columns),
+    ]
+    for (task, method, budget), cols in groups.items():
+        cells = []
+        for c in columns:
+            d = cols.get(c, [])
+            if not d:
+                cells.append("-")
+                continue
+            sd = statistics.stdev(d) if len(d) > 1 else 0.0
+            lower = c.split(" ", 1)[1] in LOWER_IS_BETTER
+            won = sum((x < 0) if lower else (x > 0) for x in d)
+            m = statistics.fmean(d)
+            digits = 3 if max(abs(m), sd) < 10 else 1
+            cells.append(f"{m:+.{digits}f} ± {sd:.{digits}f} ({won}/{len(d)})")
         lines.append(f"| {task} | {method} | {budget or '-'} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

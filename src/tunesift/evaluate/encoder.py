@@ -16,7 +16,9 @@ Choices, all deliberate (the harness docs state them):
   and that new head alone is first trained ``mlm_head_steps`` (32) steps at ``mlm_head_lr`` (1e-3)
   on the selection with the encoder frozen, so the encoder's first masked-LM gradients come from
   a head past its random start (the loss plateaus near 6.5-7 after ~20 such steps), as they did
-  in the paper. A checkpoint with a head keeps its own and skips that warm-up.
+  in the paper. A checkpoint with a head keeps its own and skips that warm-up. ``warm_head``
+  does that warm-up once on other texts, and ``head=`` hands the result to every run: ``bench``
+  warms one head per seed on a pool sample, shared by all methods.
 - masked LM: each text is one example, truncated to ``max_length`` tokens (no packing); 15% of the
   non-special tokens are chosen (at least one per batch), 80% of those become ``[MASK]``, 10% a
   random token, 10% stay; the masks come from a ``torch.Generator`` seeded from ``seed``.
@@ -487,11 +489,39 @@ def mlm_loss(model, texts: Sequence[str], cfg: EncoderConfig, seed: int = 0) -> 
     return total / max(count, 1)
 
 
+def warm_head(
+    texts: Sequence[str], cfg: EncoderConfig, seed: int, show_progress: bool = False
+) -> dict[str, torch.Tensor]:
+    """Warm up a missing masked-LM head once, on ``texts``, and return its parameters.
+
+    Pass the result as ``head=`` to ``pretrain_mlm``/``evaluate_encoder``: every run then starts
+    from the same warmed head instead of warming one on its own selection. ``bench`` does this
+    with one seeded pool sample per seed, so the head is part of the starting model shared by all
+    methods (fair, and 24 warm-ups fewer per target). A checkpoint with its own head returns {}.
+    """
+    cfg.validate()
+    device = resolve_device(cfg.device)
+    with _run_scope(cfg.threads, device):
+        tok = load_tokenizer(cfg)
+        rows = _usable_rows(tok, texts, cfg.max_length)
+        if not rows:
+            raise TunesiftError("none of the head warm-up texts has any token to learn")
+        model, new_head = _load_mlm(cfg, seed)
+        if not new_head:
+            return {}
+        model.to(device)
+        if cfg.mlm_head_steps > 0:
+            _warm_up_head(model, new_head, tok, rows, cfg, device, seed, show_progress)
+        params = dict(model.named_parameters())
+        return {name: params[name].detach().to("cpu").clone() for name in new_head}
+
+
 def pretrain_mlm(
     texts: Sequence[str] | None,
     cfg: EncoderConfig,
     seed: int,
     show_progress: bool = False,
+    head: dict[str, torch.Tensor] | None = None,
 ) -> MLMResult | None:
     """Continue masked-LM training of the encoder on ``texts`` (the selection).
 
@@ -505,6 +535,8 @@ def pretrain_mlm(
         and the masks.
     show_progress : bool
         A tqdm bar over the steps.
+    head : dict or None
+        A head from ``warm_head``: loaded instead of warming one up on ``texts``.
 
     Returns
     -------
@@ -524,7 +556,9 @@ def pretrain_mlm(
         model, new_head = _load_mlm(cfg, seed)
         model.to(device)
         head_losses: list[float] = []
-        if new_head and cfg.mlm_head_steps > 0:
+        if new_head and head:
+            _load_head(model, new_head, head)
+        elif new_head and cfg.mlm_head_steps > 0:
             head_losses = _warm_up_head(
                 model, new_head, tok, rows, cfg, device, seed, show_progress
             )
@@ -558,6 +592,18 @@ def pretrain_mlm(
         seconds,
     )
     return MLMResult(model, losses, seconds, len(rows), len(batches), head_losses)
+
+
+def _load_head(model, new_head: Sequence[str], head: dict[str, torch.Tensor]) -> None:
+    if set(head) != set(new_head):
+        raise TunesiftError(
+            f"the given masked-LM head has {sorted(head)[:3]}..., the model needs "
+            f"{sorted(new_head)[:3]}...: warm it with the same model"
+        )
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name in new_head:
+            params[name].copy_(head[name].to(params[name].device))
 
 
 def _warm_up_head(
@@ -828,6 +874,7 @@ def evaluate_encoder(
     cfg: EncoderConfig | None = None,
     seed: int = 0,
     show_progress: bool = False,
+    head: dict[str, torch.Tensor] | None = None,
 ) -> EncoderResult:
     """Pre-fine-tune on ``selected_texts`` (skipped when None or empty), then fine-tune on
     ``task`` and score its test split.
@@ -842,6 +889,8 @@ def evaluate_encoder(
     seed : int
     show_progress : bool
         tqdm bars for both stages.
+    head : dict or None
+        A shared warmed masked-LM head from ``warm_head`` (see ``pretrain_mlm``).
 
     Returns
     -------
@@ -850,7 +899,7 @@ def evaluate_encoder(
     cfg = cfg or EncoderConfig()
     cfg.validate()
     _check_task(task)
-    mlm = pretrain_mlm(selected_texts, cfg, seed, show_progress=show_progress)
+    mlm = pretrain_mlm(selected_texts, cfg, seed, show_progress=show_progress, head=head)
     clf = finetune_classifier(mlm, task, cfg, seed, show_progress=show_progress)
     return EncoderResult(
         accuracy=clf["accuracy"],
