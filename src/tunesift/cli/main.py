@@ -200,12 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_select(sub)
-    from tunesift.cli import bench_cmd, compare_cmd, corpora_cmd, evaluate_cmd
+    from tunesift.cli import bench_cmd, compare_cmd, corpora_cmd, evaluate_cmd, tasks_cmd
 
     compare_cmd.add_parser(sub)
     evaluate_cmd.add_parser(sub)
     bench_cmd.add_parser(sub)
-
+    tasks_cmd.add_parser(sub)
     corpora_cmd.add_parser(sub)
     return parser
 
