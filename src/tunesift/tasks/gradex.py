@@ -229,9 +229,8 @@ class GradEx:
         self._check_fitted()
         cal = getattr(self, "calibration_", None)
         used = {tuple(s) for s in (cal["subsets"] if cal else [])}
-        subsets = [s for s in random_subsets(len(self.names_), n_subsets * 3, alpha, seed)
-                   if tuple(s) not in used]  # fmt: skip
-        subsets = list(dict.fromkeys(map(tuple, subsets)))[:n_subsets]
+        fresh = [tuple(s) for s in random_subsets(len(self.names_), n_subsets * 3, alpha, seed)]
+        subsets = [list(s) for s in dict.fromkeys(fresh) if s not in used][:n_subsets]
         est = self.estimator()
         true, estimated, t_true, t_est = [], [], [], []
         for s in subsets:
@@ -239,13 +238,13 @@ class GradEx:
             estimated.append(est.estimate(s))
             t_est.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
-            true.append(self.true_loss(list(s)))
+            true.append(self.true_loss(s))
             t_true.append(time.perf_counter() - t0)
         trivial = {"no update": [no_update_loss(self.store_)] * len(subsets)}
         if cal:
             trivial["mean of calibration"] = [float(np.mean(cal["true"]))] * len(subsets)
         return Validation(
-            subsets=[list(s) for s in subsets], true=true, estimated=estimated,
+            subsets=subsets, true=true, estimated=estimated,
             relative_error=relative_error(estimated, true), spearman=spearman(estimated, true),
             trivial={k: {"relative_error": relative_error(v, true), "spearman": spearman(v, true)}
                      for k, v in trivial.items()},
