@@ -66,7 +66,7 @@ def test_bench_restricts_a_preset_and_rejects_unknown_names(capsys):
     assert one.budgets == PRESETS["cpu"].budgets
     for flag, value, message in (("--tasks", "nope", "no task 'nope'"),
                                  ("--methods", "nope", "unknown method"),
-                                 ("--modes", "causal", "unknown mode")):  # fmt: skip
+                                 ("--modes", "decoder", "unknown mode")):  # fmt: skip
         assert main(["bench", "--preset", "cpu", flag, value, "-q"]) == 2
         assert message in capsys.readouterr().err
 

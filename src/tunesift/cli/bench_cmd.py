@@ -22,7 +22,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--tasks", metavar="A,B", help="only these of the preset's task sources (e.g. fortunes)"
     )
     p.add_argument("--methods", metavar="A,B", help="override the preset's methods")
-    p.add_argument("--modes", metavar="A,B", help="override the preset's modes (fast, encoder)")
+    p.add_argument(
+        "--modes", metavar="A,B", help="override the preset's modes (fast, encoder, causal)"
+    )
     p.add_argument("--out", type=Path, default=Path("runs/bench"), help="output folder")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument(

@@ -15,8 +15,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "evaluate",
         help="pre-fine-tune on selections and measure the target (with a no-pre-fine-tuning baseline)",
-        description="Evaluate selections on a labeled target: fast (n-gram perplexity, seconds) "
-        "or encoder (masked-LM pre-fine-tuning, then a classifier) mode; mean ± std over seeds.",
+        description="Evaluate selections on a labeled target: fast (n-gram perplexity, seconds), "
+        "encoder (masked-LM pre-fine-tuning, then a classifier) or causal (LoRA on SmolLM2-135M, "
+        "then test perplexity and zero-shot accuracy) mode; mean ± std over seeds.",
     )
     p.add_argument(
         "--selection",
@@ -29,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--task-test", required=True, metavar="FILE", help="labeled target test split")
     p.add_argument("--label-field", default="label", help="the label field (default: label)")
     p.add_argument("--text-field", default="text", help="the text field (default: text)")
-    p.add_argument("--mode", choices=["fast", "encoder"], default="fast")
+    p.add_argument("--mode", choices=["fast", "encoder", "causal"], default="fast")
     p.add_argument(
         "--base",
         nargs="+",

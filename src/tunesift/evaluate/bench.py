@@ -35,7 +35,7 @@ from tunesift.api import prepare, run_method
 from tunesift.corpora.build import get_source
 from tunesift.errors import TunesiftError
 from tunesift.evaluate.fast import FastConfig, evaluate_fast
-from tunesift.evaluate.harness import BASELINE, check_leakage, environment
+from tunesift.evaluate.harness import BASELINE, causal_metrics, check_leakage, environment
 from tunesift.evaluate.task import LabeledTask
 from tunesift.methods import METHODS
 from tunesift.methods.budget import Budget
@@ -64,6 +64,7 @@ class Preset:
     min_chars: int = 20
     encoder: dict[str, Any] = field(default_factory=dict)
     fast: dict[str, Any] = field(default_factory=dict)
+    causal: dict[str, Any] = field(default_factory=dict)
 
 
 FOUR_TASKS = (
@@ -90,7 +91,16 @@ PRESETS: dict[str, Preset] = {
         (1000, 5000), (0, 1, 2), ("fast", "encoder"), pool_per_source=20000,
         train_per_label=32, test_per_label=250, encoder={"max_length": 128, "mlm_epochs": 2},
     ),
+    # causal mode in miniature, sized for a 2-core CPU (docs/benchmarks.md): one target, one
+    # budget, LoRA on SmolLM2-135M at 64 tokens, 100 test texts scored per run
+    "causal-cpu": Preset(
+        "causal-cpu", (TaskSpec("fortunes"),), ("gotd", "dsir", "rds", "random"), (100,),
+        (0, 1, 2), ("causal",), pool_per_source=1000, train_per_label=16, test_per_label=25,
+        causal={"max_length": 64, "epochs": 1, "batch_size": 8, "lr": 1e-3},
+    ),
 }  # fmt: skip
+
+MODES = ("fast", "encoder", "causal")
 
 
 def restrict(
@@ -116,9 +126,9 @@ def restrict(
             raise TunesiftError(f"unknown method {bad[0]!r}; choose from {', '.join(METHODS)}")
         changes["methods"] = tuple(methods)
     if modes:
-        bad = [m for m in modes if m not in ("fast", "encoder")]
+        bad = [m for m in modes if m not in MODES]
         if bad:
-            raise TunesiftError(f"unknown mode {bad[0]!r}; choose from fast, encoder")
+            raise TunesiftError(f"unknown mode {bad[0]!r}; choose from {', '.join(MODES)}")
         changes["modes"] = tuple(modes)
     return dataclasses.replace(spec, **changes) if changes else spec
 
@@ -251,6 +261,12 @@ def run_bench(
         from tunesift.evaluate.encoder import EncoderConfig
 
         enc_cfg = EncoderConfig(**{**spec.encoder, "device": device})
+    causal_cfg = None
+    if "causal" in spec.modes:
+        from tunesift.evaluate.causal import CausalConfig
+
+        causal_cfg = CausalConfig(**{**spec.causal, "device": device})
+        causal_cfg.validate()
     # embed only when some method reads features (DSIR and random do not)
     needs = ["texts"]
     if any(METHODS[m].inputs == "features" for m in spec.methods):
@@ -274,6 +290,7 @@ def run_bench(
             featurizer=spec.featurizer, cache_dir=cache_dir, device=device,
         )  # fmt: skip
         runs: list[tuple[str, int | None, int, list[str] | None, float]] = []
+        causal_baseline: dict[str, float] = {}  # the untouched model scores the same every seed
         for seed in spec.seeds:
             runs.append((BASELINE, None, seed, None, 0.0))
         for method in spec.methods:
@@ -290,6 +307,8 @@ def run_bench(
                 if mode == "fast":
                     r = evaluate_fast(texts, pool_texts, task.test_texts, fast_cfg)
                     metrics = {"perplexity": r.perplexity}
+                elif mode == "causal":
+                    metrics = _causal_row(texts, task, causal_cfg, seed, causal_baseline)
                 else:
                     from tunesift.evaluate.encoder import evaluate_encoder
 
@@ -313,6 +332,7 @@ def run_bench(
         "hyperparameters": {
             "fast": fast_cfg.to_dict(),
             "encoder": enc_cfg.to_dict() if enc_cfg else None,
+            "causal": causal_cfg.to_dict() if causal_cfg else None,
         },  # fmt: skip
         "rows": [asdict(r) for r in rows],
     }
@@ -327,6 +347,24 @@ def run_bench(
                             round(r.select_seconds, 3), round(r.eval_seconds, 3)])  # fmt: skip
     (out / "results.md").write_text(markdown_table(rows) + "\n\n" + paired_table(rows) + "\n")
     return result
+
+
+def _causal_row(
+    texts: list[str] | None,
+    task: LabeledTask,
+    cfg: Any,
+    seed: int,
+    baseline: dict[str, float],
+) -> dict[str, float]:
+    """One causal evaluation; the baseline is scored once per task (no training, no seed)."""
+    from tunesift.evaluate.causal import evaluate_causal
+
+    if texts is None and baseline:
+        return dict(baseline)
+    metrics = causal_metrics(evaluate_causal(texts, task, cfg, seed))
+    if texts is None:
+        baseline.update(metrics)
+    return metrics
 
 
 def markdown_table(rows: Sequence[BenchRow]) -> str:

@@ -152,6 +152,16 @@ def environment() -> dict[str, Any]:
     return env
 
 
+def causal_metrics(result: Any) -> dict[str, float]:
+    """The numbers a causal-mode row reports (perplexity is lower-is-better)."""
+    return {
+        "perplexity": result.perplexity,
+        "mc_accuracy": result.mc_accuracy,
+        "mc_macro_f1": result.mc_macro_f1,
+        "mc_accuracy_pmi": result.mc_accuracy_pmi,
+    }
+
+
 def evaluate(
     selections: dict[str, Sequence[str]],
     task: LabeledTask,
@@ -161,6 +171,7 @@ def evaluate(
     seeds: Sequence[int] = (0, 1, 2),
     fast_config: FastConfig | None = None,
     encoder_config: Any = None,
+    causal_config: Any = None,
     progress: Callable[[str], None] | None = None,
 ) -> Report:
     """Evaluate each selection (name -> texts) and the no-pre-fine-tuning baseline on ``task``.
@@ -169,7 +180,9 @@ def evaluate(
     (``base`` is the corpus standing for pre-training, usually the pool); deterministic, so the
     seeds repeat the same number. ``mode="encoder"``: masked-LM pre-fine-tuning of an encoder on
     the selection, then a classifier fine-tuned on the task's train split; accuracy and
-    macro-F1 on its test split.
+    macro-F1 on its test split. ``mode="causal"``: continued causal-LM training (LoRA by default)
+    of SmolLM2 on the selection, then the perplexity of the task's test texts and zero-shot
+    multiple-choice accuracy and macro-F1 by label log-likelihood (the train split is unused).
     """
     if BASELINE in selections:
         raise TunesiftError(f"{BASELINE!r} is the baseline's name; rename that selection")
@@ -209,7 +222,20 @@ def evaluate(
                 )  # fmt: skip
                 if progress:
                     progress(f"{name} seed {seed}: accuracy {r.accuracy:.3f}")
+    elif mode == "causal":
+        from tunesift.evaluate.causal import CausalConfig, evaluate_causal
+
+        cfg_c = causal_config or CausalConfig()
+        report.config = {"causal": cfg_c.to_dict()}
+        for name, texts in runs.items():
+            for seed in seeds:
+                t0 = time.perf_counter()
+                c = evaluate_causal(list(texts) if texts else None, task, cfg_c, seed)
+                report.rows.append(Row(name, seed, causal_metrics(c), time.perf_counter() - t0))
+                if progress:
+                    progress(f"{name} seed {seed}: perplexity {c.perplexity:.2f}, "
+                             f"zero-shot accuracy {c.mc_accuracy:.3f}")  # fmt: skip
     else:
-        raise TunesiftError(f"mode must be 'fast' or 'encoder', got {mode!r}")
+        raise TunesiftError(f"mode must be 'fast', 'encoder' or 'causal', got {mode!r}")
     report.environment["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     return report

