@@ -97,7 +97,7 @@ def test_projected_gradients_match_autograd_and_linearize_f():
     ex = [tok.encode("the cat sat on the mat"), tok.encode("q: two plus two?", " four", 48)]
     n_params = sum(p.numel() for _, p in trainable(model))
     proj = Projector(n_params, 64, seed=3, block=5000)
-    f, g = projected_gradients(model, ex, proj, chunk=1)
+    f, g = projected_gradients(model, ex, proj, chunk=2)
     P = _explicit_p(proj)
     for i, e in enumerate(ex):
         ids, mask = collate([e])
@@ -320,3 +320,12 @@ def test_cli_selects_reuses_its_fit_and_validates(tmp_path, capsys):
     # bad input: one line, no traceback
     assert main(["tasks", "--tasks", str(folder), "--target", str(tmp_path / "nope.jsonl")]) != 0
     assert "task file not found" in capsys.readouterr().err
+
+
+def test_projection_cache_changes_nothing():
+    x = torch.tensor(np.random.default_rng(5).normal(size=(4, 3000)), dtype=torch.float32)
+    cached = Projector(3000, 50, seed=1, block=700)
+    drawn = Projector(3000, 50, seed=1, block=700, cache_bytes=0)
+    assert cached._cache is not None and drawn._cache is None
+    assert torch.equal(cached(x), drawn(x)) and torch.equal(cached(x), drawn(x))
+    assert len(cached._cache) == 5

@@ -184,10 +184,16 @@ def calibrate_lambda(
     grid: Sequence[float] | None = None,
 ) -> tuple[float, dict[float, float]]:
     """The λ on a log grid whose estimates have the least mean squared relative error against
-    ``true_losses`` of real fine-tunes on ``subsets``; also every grid point's error."""
+    ``true_losses`` of real fine-tunes on ``subsets``; also every grid point's error.
+
+    The default grid is scale-aware: the distance z travels goes as ‖ĝ‖²/λ, and gradient norms
+    differ by orders of magnitude between models, so λ is searched over the mean squared norm of
+    the projected gradients times 10^-3 ... 10^4 (29 points)."""
     if len(subsets) != len(true_losses) or not subsets:
         raise TunesiftError("calibration needs one true loss per subset, and at least one")
-    grid = list(grid) if grid is not None else list(np.logspace(-4, 2, 25))
+    if grid is None:
+        scale = float(np.mean(np.sum(store.g**2, axis=1))) or 1.0
+        grid = list(scale * np.logspace(-3, 4, 29))
     y = np.asarray(true_losses, dtype=np.float64)
     errors = {}
     for lam in grid:
