@@ -104,7 +104,8 @@ def main() -> None:
     gx.store_.save(args.out / "store")  # later estimates (other λ, other searches) need no model
     torch.save(gx.meta_model_.state_dict(), args.out / "meta_model.pt")
     cal = gx.calibrate(args.calibration, args.alpha, seed=args.seed + 1)
-    say(f"calibration: lambda {cal['lam']:.4g} from {args.calibration} fine-tunes in "
+    say(f"calibration: lambda {cal['lam']:.4g}, offset {cal['offset']:+.4f} (lambda alone: "
+        f"{cal['lam_without_offset']:.4g}) from {args.calibration} fine-tunes in "
         f"{cal['seconds']:.0f}s; true {np.round(cal['true'], 4).tolist()}")  # fmt: skip
 
     result: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "environment": environment(),
@@ -114,7 +115,7 @@ def main() -> None:
         val = gx.validate(args.validation, args.alpha, seed=args.seed + 2)
         result["validation"] = val.to_dict()
         say(f"validation on {len(val.subsets)} subsets: relative error {val.relative_error:.4f}, "
-            f"Spearman {val.spearman:.3f}; trivial {val.trivial}")  # fmt: skip
+            f"Spearman {val.spearman:.3f}; trivial {val.others}")  # fmt: skip
         say(f"true range {min(val.true):.4f}..{max(val.true):.4f}; estimate "
             f"{np.median(val.seconds_estimate) * 1e3:.1f} ms median; true fine-tune "
             f"{np.median(val.seconds_true):.1f}s median")  # fmt: skip
@@ -150,7 +151,12 @@ def main() -> None:
         choices[f"random #{r}"] = sorted(rng.choice(len(names), k, replace=False).tolist())
     down = {"base (no fine-tune)": target_scores(base, test)}
     final_seconds = []
+    done: dict[tuple[int, ...], str] = {}
     for label, subset in choices.items():
+        if tuple(subset) in done:  # the same tasks as an earlier row: the same fine-tunes
+            down[label] = {**down[done[tuple(subset)]], "same_as": done[tuple(subset)]}
+            continue
+        done[tuple(subset)] = label
         scores = []
         for s in range(args.downstream_seeds):
             t0 = time.perf_counter()

@@ -143,7 +143,7 @@ def run_tasks_cmd(args: argparse.Namespace) -> int:
         print("| predictor | relative error | Spearman |")
         print("|---|---|---|")
         print(f"| GradEx | {val.relative_error:.4f} | {val.spearman:.3f} |")
-        for name, r in val.trivial.items():
+        for name, r in val.others.items():
             print(f"| {name} | {r['relative_error']:.4f} | {r['spearman']:.3f} |")
         print(f"wrote {args.out / 'validation.json'}")
         return 0

@@ -67,15 +67,18 @@ def _threads(n: int | None):
 
 @dataclass
 class Validation:
-    """Estimates against true fine-tunes on held-out random subsets (DESIGN §4.6)."""
+    """Estimates against true fine-tunes on held-out random subsets (DESIGN §4.6); ``others``
+    holds the other predictors scored the same way (and GradEx with λ alone, when calibrated
+    with an offset)."""
 
     subsets: list[list[int]]
     true: list[float]
     estimated: list[float]
     relative_error: float
     spearman: float
-    trivial: dict[str, dict[str, float]]
+    others: dict[str, dict[str, float]]
     lam: float
+    offset: float = 0.0
     seconds_true: list[float] = field(default_factory=list)
     seconds_estimate: list[float] = field(default_factory=list)
 
@@ -193,7 +196,9 @@ class GradEx:
 
     def estimator(self, lam: float | None = None) -> SubsetEstimator:
         self._check_fitted()
-        return SubsetEstimator(self.store_, self.lam_ if lam is None else lam)
+        if lam is not None:
+            return SubsetEstimator(self.store_, lam)
+        return SubsetEstimator(self.store_, self.lam_, getattr(self, "offset_", 0.0))
 
     def estimate(self, subset: Sequence[int]) -> float:
         return self.estimator().estimate(subset)
@@ -211,16 +216,21 @@ class GradEx:
             train(model, examples, self.finetune, self.seed if seed is None else seed)
             return logistic_loss(evaluate_outputs(model, self.target_))
 
-    def calibrate(self, n_subsets: int = 5, alpha: float = 0.5, seed: int = 1) -> dict[str, Any]:
-        """Fit λ on ``n_subsets`` true fine-tunes of random subsets (drawn with ``seed``)."""
+    def calibrate(
+        self, n_subsets: int = 5, alpha: float = 0.5, seed: int = 1, offset: bool = True
+    ) -> dict[str, Any]:
+        """Fit λ (and the offset) on ``n_subsets`` true fine-tunes of random subsets."""
         self._check_fitted()
         subsets = random_subsets(len(self.names_), n_subsets, alpha, seed)
         t0 = time.perf_counter()
         true = [self.true_loss(s) for s in subsets]
         seconds = time.perf_counter() - t0
-        self.lam_, errors = calibrate_lambda(self.store_, subsets, true)
-        self.calibration_ = {"subsets": subsets, "true": true, "lam": self.lam_,
-                             "grid_mse": errors, "seconds": seconds}  # fmt: skip
+        cal = calibrate_lambda(self.store_, subsets, true, offset=offset)
+        plain = calibrate_lambda(self.store_, subsets, true, offset=False)
+        self.lam_, self.offset_ = cal.lam, cal.offset
+        self.calibration_ = {"subsets": subsets, "true": true, "lam": cal.lam,
+                             "offset": cal.offset, "grid_mse": cal.errors,
+                             "lam_without_offset": plain.lam, "seconds": seconds}  # fmt: skip
         return self.calibration_
 
     def validate(self, n_subsets: int = 30, alpha: float = 0.5, seed: int = 2) -> Validation:
@@ -240,15 +250,18 @@ class GradEx:
             t0 = time.perf_counter()
             true.append(self.true_loss(s))
             t_true.append(time.perf_counter() - t0)
-        trivial = {"no update": [no_update_loss(self.store_)] * len(subsets)}
+        others = {"no update": [no_update_loss(self.store_)] * len(subsets)}
+        if cal and cal.get("offset"):
+            plain = self.estimator(cal["lam_without_offset"])
+            others["GradEx, λ only (no offset)"] = [plain.estimate(s) for s in subsets]
         if cal:
-            trivial["mean of calibration"] = [float(np.mean(cal["true"]))] * len(subsets)
+            others["mean of calibration"] = [float(np.mean(cal["true"]))] * len(subsets)
         return Validation(
             subsets=subsets, true=true, estimated=estimated,
             relative_error=relative_error(estimated, true), spearman=spearman(estimated, true),
-            trivial={k: {"relative_error": relative_error(v, true), "spearman": spearman(v, true)}
-                     for k, v in trivial.items()},
-            lam=self.lam_, seconds_true=t_true, seconds_estimate=t_est,
+            others={k: {"relative_error": relative_error(v, true), "spearman": spearman(v, true)}
+                     for k, v in others.items()},
+            lam=self.lam_, offset=getattr(self, "offset_", 0.0), seconds_true=t_true, seconds_estimate=t_est,
         )  # fmt: skip
 
     # ----------------------------------------------------------------------------- choosing
