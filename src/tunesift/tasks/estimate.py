@@ -297,7 +297,7 @@ def choose(
     seed: int = 0,
 ) -> tuple[list[int], Ensemble | None]:
     """Tasks chosen by ``rule``: 'top-k' (the k best ensemble scores; k defaults to α·n),
-    'threshold' (every task whose OLS coefficient is negative) or 'forward'."""
+    'threshold' (every task whose OLS coefficient is below the mean coefficient) or 'forward'."""
     if rule == "forward":
         return forward_selection(est, k), None
     ens = random_ensemble(est, m, alpha, seed)
@@ -306,7 +306,11 @@ def choose(
         order = np.argsort(np.nan_to_num(ens.scores, nan=np.inf), kind="stable")
         return sorted(order[:k].tolist()), ens
     if rule == "threshold":
-        chosen = sorted(np.flatnonzero(ens.coef < 0).tolist())
+        # subsets of one size make the indicators sum to a constant, collinear with the
+        # intercept: only differences between coefficients are identified, so the threshold is
+        # their mean (a task helps more than the average task), not zero
+        centered = ens.coef - ens.coef.mean()
+        chosen = sorted(np.flatnonzero(centered < 0).tolist())
         return chosen or [int(np.argmin(ens.coef))], ens
     raise TunesiftError(f"unknown selection rule {rule!r}; choose from top-k, threshold, forward")
 
