@@ -119,7 +119,7 @@ def test_projected_gradients_match_autograd_and_linearize_f():
                 p += delta[lo : lo + p.numel()].reshape(p.shape)
                 lo += p.numel()
         ids, mask = collate([ex[0]])
-        actual = float(outputs(moved, ids, mask)[0]) - f[0]
+        actual = float(outputs(moved, ids, mask)[0].detach()) - f[0]
         errs.append(abs(actual - float(g[0] @ (z.numpy() * scale))))
     assert errs[1] < errs[0] / 20 + 1e-6
 
