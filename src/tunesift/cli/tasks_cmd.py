@@ -73,7 +73,6 @@ def run_tasks_cmd(args: argparse.Namespace) -> int:
     from tunesift.tasks import (
         ByteTokenizer,
         GradEx,
-        GradientStore,
         TinyLM,
         TinyLMConfig,
         TrainConfig,
@@ -108,19 +107,11 @@ def run_tasks_cmd(args: argparse.Namespace) -> int:
     # the meta-initialization and the gradients are the expensive part: kept, and reused by a
     # rerun with the same inputs (a crash after them loses nothing)
     fit_dir = args.out / f"fit-{_fingerprint(args, files)}"
-    if (fit_dir / "store.npz").exists() and (fit_dir / "meta_model.pt").exists():
-        gx.names_, gx.tasks_, gx.target_ = list(tasks), list(tasks.values()), target
-        gx.meta_model_ = TinyLM(cfg)
-        gx.meta_model_.load_state_dict(torch.load(fit_dir / "meta_model.pt", weights_only=True))
-        gx.store_ = GradientStore.load(fit_dir / "store")
-        gx.lam_ = args.lam
+    gx.fit(tasks, target, cache_dir=fit_dir)
+    gx.lam_ = args.lam
+    if gx.reused_:
         say(f"reusing the meta-initialization and gradients in {fit_dir}")
     else:
-        gx.fit(tasks, target)
-        gx.lam_ = args.lam
-        fit_dir.mkdir(parents=True, exist_ok=True)
-        torch.save(gx.meta_model_.state_dict(), fit_dir / "meta_model.pt")
-        gx.store_.save(fit_dir / "store")
         say(f"meta-initialization and gradients saved in {fit_dir}")
     report: dict[str, Any] = {"command": " ".join(getattr(args, "argv", None) or sys.argv),
                               "tasks": {n: str(p) for n, p in files.items()},

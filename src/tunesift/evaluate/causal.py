@@ -70,7 +70,9 @@ from tunesift.evaluate.encoder import (
     _pad,
     _quiet_transformers,
     _run_scope,
+    _tokenize,
     _train_loop,
+    auto_tokenizer,
     macro_f1,
     resolve_device,
 )
@@ -318,14 +320,8 @@ def check_tokenizer(tok: Any, exact: bool) -> None:
 
 def load_causal_tokenizer(cfg: CausalConfig):
     """The model's tokenizer (local files only), checked; its pad token falls back to EOS."""
-    from transformers import AutoTokenizer
-
     path = cfg.model_path()
-    with _quiet_transformers():
-        try:
-            tok = AutoTokenizer.from_pretrained(str(path))
-        except (OSError, ValueError) as exc:
-            raise TunesiftError(f"cannot load a tokenizer from {path}: {exc}") from None
+    tok = auto_tokenizer(path)
     check_tokenizer(tok, exact=cfg.model is None)
     if tok.pad_token_id is None:
         if tok.eos_token_id is None:
@@ -345,11 +341,6 @@ def load_causal_model(cfg: CausalConfig) -> nn.Module:
         except (OSError, ValueError) as exc:
             raise TunesiftError(f"cannot load a causal LM from {path}: {exc}") from None
     return model.eval()
-
-
-def _tokenize(tok, texts: Sequence[str], max_length: int) -> list[list[int]]:
-    enc = tok(list(texts), truncation=True, max_length=max_length, add_special_tokens=True)
-    return [list(ids) for ids in enc["input_ids"]]
 
 
 def _segment(tok, text: str) -> list[int]:

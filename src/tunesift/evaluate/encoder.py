@@ -259,16 +259,21 @@ def _generator(seed: int, offset: int) -> torch.Generator:
     return g
 
 
-def load_tokenizer(cfg: EncoderConfig):
-    """The encoder's tokenizer (local files only); it must have a mask token."""
+def auto_tokenizer(path: Path):
+    """``AutoTokenizer`` from a local folder; a load failure is a one-line ``TunesiftError``."""
     from transformers import AutoTokenizer
 
-    path = cfg.model_path()
     with _quiet_transformers():
         try:
-            tok = AutoTokenizer.from_pretrained(str(path))
+            return AutoTokenizer.from_pretrained(str(path))
         except (OSError, ValueError) as exc:
             raise TunesiftError(f"cannot load a tokenizer from {path}: {exc}") from None
+
+
+def load_tokenizer(cfg: EncoderConfig):
+    """The encoder's tokenizer (local files only); it must have a mask token."""
+    path = cfg.model_path()
+    tok = auto_tokenizer(path)
     if tok.mask_token_id is None or tok.pad_token_id is None:
         raise TunesiftError(f"the tokenizer at {path} has no mask or padding token")
     return tok

@@ -195,47 +195,46 @@ def evaluate(
         mode=mode, task=task.name, seeds=list(seeds), config={}, environment=environment()
     )
 
+    # each mode: its configuration for the report, and a scorer of (texts or None, seed)
+    score: Callable[[Sequence[str] | None, int], dict[str, float]]
     if mode == "fast":
         cfg = fast_config or FastConfig()
         report.config = {"fast": cfg.to_dict(), "base_texts": len(base or ())}
-        for name, texts in runs.items():
-            for seed in seeds:
-                t0 = time.perf_counter()
-                r = evaluate_fast(texts, base or [], task.test_texts, cfg)
-                report.rows.append(
-                    Row(name, seed, {"perplexity": r.perplexity}, time.perf_counter() - t0)
-                )
-                if progress:
-                    progress(f"{name} seed {seed}: perplexity {r.perplexity:.2f}")
+
+        def score(texts, seed):
+            return {"perplexity": evaluate_fast(texts, base or [], task.test_texts, cfg).perplexity}
+
     elif mode == "encoder":
         from tunesift.evaluate.encoder import EncoderConfig, evaluate_encoder
 
         cfg_e = encoder_config or EncoderConfig()
         report.config = {"encoder": cfg_e.to_dict()}
-        for name, texts in runs.items():
-            for seed in seeds:
-                t0 = time.perf_counter()
-                r = evaluate_encoder(list(texts) if texts else None, task, cfg_e, seed)
-                report.rows.append(
-                    Row(name, seed, {"accuracy": r.accuracy, "macro_f1": r.macro_f1},
-                        time.perf_counter() - t0)
-                )  # fmt: skip
-                if progress:
-                    progress(f"{name} seed {seed}: accuracy {r.accuracy:.3f}")
+
+        def score(texts, seed):
+            r = evaluate_encoder(list(texts) if texts else None, task, cfg_e, seed)
+            return {"accuracy": r.accuracy, "macro_f1": r.macro_f1}
+
     elif mode == "causal":
         from tunesift.evaluate.causal import CausalConfig, evaluate_causal
 
         cfg_c = causal_config or CausalConfig()
         report.config = {"causal": cfg_c.to_dict()}
-        for name, texts in runs.items():
-            for seed in seeds:
-                t0 = time.perf_counter()
-                c = evaluate_causal(list(texts) if texts else None, task, cfg_c, seed)
-                report.rows.append(Row(name, seed, causal_metrics(c), time.perf_counter() - t0))
-                if progress:
-                    progress(f"{name} seed {seed}: perplexity {c.perplexity:.2f}, "
-                             f"zero-shot accuracy {c.mc_accuracy:.3f}")  # fmt: skip
+
+        def score(texts, seed):
+            return causal_metrics(
+                evaluate_causal(list(texts) if texts else None, task, cfg_c, seed)
+            )
+
     else:
         raise TunesiftError(f"mode must be 'fast', 'encoder' or 'causal', got {mode!r}")
+    for name, texts in runs.items():
+        for seed in seeds:
+            t0 = time.perf_counter()
+            metrics = score(texts, seed)
+            report.rows.append(Row(name, seed, metrics, time.perf_counter() - t0))
+            if progress:
+                progress(
+                    f"{name} seed {seed}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+                )
     report.environment["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     return report

@@ -21,8 +21,10 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,17 +54,15 @@ from tunesift.tasks.lm import (
 logger = logging.getLogger(__name__)
 
 
-def _threads(n: int | None):
-    class _Scope:
-        def __enter__(self):
-            self.old = torch.get_num_threads()
-            if n:
-                torch.set_num_threads(n)
-
-        def __exit__(self, *exc):
-            torch.set_num_threads(self.old)
-
-    return _Scope()
+@contextmanager
+def _threads(n: int | None) -> Iterator[None]:
+    old = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 @dataclass
@@ -148,8 +148,14 @@ class GradEx:
         self,
         tasks: Mapping[str, Sequence[Example]],
         target_valid: Sequence[Example],
+        cache_dir: str | Path | None = None,
     ) -> GradEx:
-        """Meta-train on every task's examples, then store f and ĝ at θ*."""
+        """Meta-train on every task's examples, then store f and ĝ at θ*.
+
+        ``cache_dir`` keeps θ* and the store (the expensive part); a later fit given a folder
+        that holds them reads them instead of training. The caller names the folder after
+        everything that determines them (inputs and settings): this class cannot see the files.
+        """
         if len(tasks) < 2:
             raise TunesiftError(f"task selection needs at least two tasks, got {len(tasks)}")
         empty = [name for name, ex in tasks.items() if not ex]
@@ -160,6 +166,20 @@ class GradEx:
         self.names_ = list(tasks)
         self.tasks_ = [list(tasks[n]) for n in self.names_]
         self.target_ = list(target_valid)
+        self.lam_, self.offset_ = 1.0, 0.0
+        cache = Path(cache_dir) if cache_dir is not None else None
+        if (
+            cache is not None
+            and (cache / "store.npz").exists()
+            and (cache / "meta_model.pt").exists()
+        ):
+            self.meta_model_ = copy.deepcopy(self.base_model)
+            self.meta_model_.load_state_dict(torch.load(cache / "meta_model.pt", weights_only=True))
+            self.store_ = GradientStore.load(cache / "store")
+            self.timings_ = {}
+            self.reused_ = True
+            logger.info("GradEx: meta-initialization and gradients read from %s", cache)
+            return self
         timings: dict[str, float] = {}
         with _threads(self.threads):
             t0 = time.perf_counter()
@@ -184,7 +204,11 @@ class GradEx:
                   "finetune": self.finetune.to_dict(), "timings": timings,
                   "examples": int(len(union)), "target_examples": len(self.target_)},
         )  # fmt: skip
-        self.lam_ = 1.0
+        self.reused_ = False
+        if cache is not None:
+            cache.mkdir(parents=True, exist_ok=True)
+            torch.save(self.meta_model_.state_dict(), cache / "meta_model.pt")
+            self.store_.save(cache / "store")
         logger.info("GradEx: %d tasks, %d examples, %d parameters projected to %d; %s",
                     len(self.names_), len(union), n_params, self.projection_dim,
                     ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))  # fmt: skip
@@ -198,7 +222,7 @@ class GradEx:
         self._check_fitted()
         if lam is not None:
             return SubsetEstimator(self.store_, lam)
-        return SubsetEstimator(self.store_, self.lam_, getattr(self, "offset_", 0.0))
+        return SubsetEstimator(self.store_, self.lam_, self.offset_)
 
     def estimate(self, subset: Sequence[int]) -> float:
         return self.estimator().estimate(subset)
@@ -261,7 +285,7 @@ class GradEx:
             relative_error=relative_error(estimated, true), spearman=spearman(estimated, true),
             others={k: {"relative_error": relative_error(v, true), "spearman": spearman(v, true)}
                      for k, v in others.items()},
-            lam=self.lam_, offset=getattr(self, "offset_", 0.0), seconds_true=t_true, seconds_estimate=t_est,
+            lam=self.lam_, offset=self.offset_, seconds_true=t_true, seconds_estimate=t_est,
         )  # fmt: skip
 
     # ----------------------------------------------------------------------------- choosing
