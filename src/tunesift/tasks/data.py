@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tunesift.corpus.readers import Problem, read_rows, resolve_format
 from tunesift.errors import TunesiftError
-from tunesift.tasks.lm import ByteTokenizer, Example
+from tunesift.tasks.lm import Example, Tokenizer
 
 TASK_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet", ".txt", ".gz")
 
@@ -24,9 +24,7 @@ def _rows(path: Path) -> Iterable[tuple[int, dict | Problem]]:
     yield from read_rows(path, resolve_format(path))
 
 
-def read_task_file(
-    path: str | Path, tokenizer: ByteTokenizer, max_length: int = 128
-) -> list[Example]:
+def read_task_file(path: str | Path, tokenizer: Tokenizer, max_length: int = 128) -> list[Example]:
     """Examples of one task file (see the module docstring for the fields)."""
     path = Path(path)
     if not path.exists():

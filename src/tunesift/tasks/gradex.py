@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import pickle
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -174,7 +175,7 @@ class GradEx:
             and (cache / "meta_model.pt").exists()
         ):
             self.meta_model_ = copy.deepcopy(self.base_model)
-            self.meta_model_.load_state_dict(torch.load(cache / "meta_model.pt", weights_only=True))
+            load_trainable(self.meta_model_, cache / "meta_model.pt")
             self.store_ = GradientStore.load(cache / "store")
             self.timings_ = {}
             self.reused_ = True
@@ -207,7 +208,7 @@ class GradEx:
         self.reused_ = False
         if cache is not None:
             cache.mkdir(parents=True, exist_ok=True)
-            torch.save(self.meta_model_.state_dict(), cache / "meta_model.pt")
+            save_trainable(self.meta_model_, cache / "meta_model.pt")
             self.store_.save(cache / "store")
         logger.info("GradEx: %d tasks, %d examples, %d parameters projected to %d; %s",
                     len(self.names_), len(union), n_params, self.projection_dim,
@@ -305,6 +306,30 @@ class GradEx:
         with _threads(self.threads):
             train(model, examples, self.final, self.seed if seed is None else seed)
         return model
+
+
+def save_trainable(model: nn.Module, path: str | Path) -> Path:
+    """Only what fine-tuning moves (all of a TinyLM; the adapters of a LoRA model: megabytes,
+    not the 540 MB of SmolLM2's frozen weights, which the base model file already holds)."""
+    path = Path(path)
+    torch.save({n: p.detach().cpu() for n, p in trainable(model)}, path)
+    return path
+
+
+def load_trainable(model: nn.Module, path: str | Path) -> nn.Module:
+    """Load ``save_trainable``'s file (or a full state dict) into ``model``; every trainable
+    parameter must be in it, and nothing it holds may be unknown to the model."""
+    try:
+        state = torch.load(Path(path), weights_only=True)
+    except (OSError, RuntimeError, ValueError, pickle.UnpicklingError) as exc:
+        raise TunesiftError(f"cannot read model weights from {path}: {exc}") from None
+    missing = [n for n, _ in trainable(model) if n not in state]
+    unknown = [n for n in state if n not in model.state_dict()]
+    if missing or unknown:
+        what = f"missing {missing[0]!r}" if missing else f"unknown {unknown[0]!r}"
+        raise TunesiftError(f"{path} does not fit this model ({what})")
+    model.load_state_dict(state, strict=False)
+    return model
 
 
 def target_scores(model: nn.Module, examples: Sequence[Example]) -> dict[str, float]:

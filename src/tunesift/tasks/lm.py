@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -34,6 +35,12 @@ class Example:
 
     ids: tuple[int, ...]
     start: int = 1
+
+
+class Tokenizer(Protocol):
+    """What task files are encoded with: ``ByteTokenizer``, or ``tasks.hf.HFTokenizer``."""
+
+    def encode(self, text: str, response: str | None = None, max_length: int = 128) -> Example: ...
 
 
 class ByteTokenizer:
