@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from tunesift.corpus.corpus import Corpus
+from tunesift.engine import Engine, get_engine
 from tunesift.errors import InputError, TunesiftError
 from tunesift.features.pca import PCA
 from tunesift.features.registry import get_featurizer
@@ -48,6 +49,7 @@ def _features_for(
     featurizer: Any,
     cache_dir: Path,
     show_progress: bool,
+    engine: Engine,
 ) -> np.ndarray:
     if features_path is not None:
         x = load_features_npy(Path(features_path))
@@ -68,6 +70,7 @@ def _features_for(
         cache_dir=cache_dir,
         show_progress=show_progress,
         desc=f"embedding {role}",
+        engine=engine,
     )
 
 
@@ -163,18 +166,21 @@ def prepare(
     pca_dim: int | None = None,
     show_progress: bool = False,
     max_budget: int | None = None,
+    engine: str | Engine = "local",
 ) -> Prepared:
     """Read and featurize once what the methods to run will need.
 
     ``needs`` holds ``"features"`` and/or ``"texts"`` (see ``Method.inputs``); ``columns`` names
     numeric record fields some methods read (kMQ quality, CCS scores). ``max_budget``, the
     largest document budget to be asked, is checked against the pool before any embedding.
+    ``engine`` runs the embedding of feature shards ("local", "ray", or an ``Engine``).
     """
     if (pool_features is None) != (target_features is None):
         raise TunesiftError(
             "--pool-features and --target-features go together: both spaces must match"
         )
     resolve_device(device)  # "cuda" without a GPU is a one-line error before any work
+    eng = get_engine(engine)
     options = dict(
         text_field=text_field,
         id_field=id_field,
@@ -216,9 +222,9 @@ def prepare(
     if "features" in needs:
         if pool_features is None:
             feat = get_featurizer(featurizer, cache_dir=cache, device=device)
-        x_pool = _features_for(pool_corpus, pool_features, "pool", feat, cache, show_progress)
+        x_pool = _features_for(pool_corpus, pool_features, "pool", feat, cache, show_progress, eng)
         x_target = _features_for(
-            target_corpus, target_features, "target", feat, cache, show_progress
+            target_corpus, target_features, "target", feat, cache, show_progress, eng
         )
         if len(x_target) == 0:
             raise InputError("the target is empty", target_features or "target")
@@ -283,9 +289,11 @@ def run_method(
     seed: int = 0,
     device: str = "auto",
     show_progress: bool = False,
+    engine: str | Engine = "local",
     **method_params: Any,
 ) -> Selection:
-    """Fit, score (shard by shard), order and fill the budget: one method on prepared inputs."""
+    """Fit, score (shard by shard, on ``engine``), order and fill the budget: one method on
+    prepared inputs."""
     if isinstance(method, Method):
         m = method
     else:
@@ -315,7 +323,8 @@ def run_method(
 
     t0 = time.perf_counter()
     m.fit(fit_pool, fit_target)
-    scores = _score_in_shards(m, shards, show_progress)
+    eng = get_engine(engine)
+    scores = _score_in_shards(m, shards, show_progress, eng)
     if np.isnan(scores).any():
         raise TunesiftError(f"{name} returned NaN scores; the method failed on some pool items")
     order = m.order(scores, info)
@@ -366,6 +375,7 @@ def run_method(
                 "features": prep.timings.get("features", 0.0),
                 "method": round(t_method, 3),
             },
+            "engine": eng.name,
         },
     )
 
@@ -405,6 +415,7 @@ def select(
     seed: int = 0,
     pca_dim: int | None = None,
     show_progress: bool = False,
+    engine: str | Engine = "local",
     **method_params: Any,
 ) -> Selection:
     """Select pool items for pre-fine-tuning towards ``target``.
@@ -419,6 +430,9 @@ def select(
     records, a selected record is its row index). ``pca_dim`` projects both onto the top
     principal components of a pool sample plus the target before the method runs. Extra keyword
     arguments are the method's hyper-parameters (see each method's class docstring).
+    ``engine`` runs the two map steps, embedding and scoring shards: "local" (default), "ray"
+    (a local Ray cluster, or the one ``RAY_ADDRESS`` names), or an ``Engine`` such as
+    ``RayEngine(address=..., gpus_per_task=1)``; the selection is the same on either.
     """
     t_start = time.perf_counter()
     if budget is None and budget_tokens is None:
@@ -444,8 +458,11 @@ def select(
         pca_dim=pca_dim,
         show_progress=show_progress,
         max_budget=b.docs,
+        engine=engine,
     )
-    selection = run_method(prep, m, b, seed=seed, device=device, show_progress=show_progress)
+    selection = run_method(
+        prep, m, b, seed=seed, device=device, show_progress=show_progress, engine=engine
+    )
     selection.info["inputs"]["pool_features"] = str(pool_features) if pool_features else None
     selection.info["inputs"]["target_features"] = str(target_features) if target_features else None
     selection.info["timings_s"]["total"] = round(time.perf_counter() - t_start, 3)
@@ -455,18 +472,38 @@ def select(
 SCORE_SHARD_ROWS = 262_144
 
 
-def _score_in_shards(method: Any, x: np.ndarray, show_progress: bool) -> np.ndarray:
-    """``method.score`` shard by shard (the map step; each shard is independent), with progress."""
+def _score_shard(method: Method, shard: Any) -> np.ndarray:
+    return np.asarray(method.score(shard), dtype=np.float64)
+
+
+def _score_in_shards(
+    method: Method, x: Any, show_progress: bool, engine: Engine | None = None
+) -> np.ndarray:
+    """``method.score`` shard by shard (the map step; each shard is independent), with progress.
+
+    The shards are the same on every engine, so the scores are too.
+    """
+    engine = engine or get_engine("local")
     # float64: ZIP-FIT's and DSIR's scores sit in narrow bands where float32 would merge ties
     scores = np.empty(len(x), dtype=np.float64)
+    bounds = [
+        (start, min(start + SCORE_SHARD_ROWS, len(x)))
+        for start in range(0, len(x), SCORE_SHARD_ROWS)
+    ]
     bar = None
-    if show_progress and len(x) > SCORE_SHARD_ROWS:
+    if show_progress and len(bounds) > 1:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(x), desc="scoring", unit="row", dynamic_ncols=True)
-    for start in range(0, len(x), SCORE_SHARD_ROWS):
-        stop = min(start + SCORE_SHARD_ROWS, len(x))
-        scores[start:stop] = method.score(x[start:stop])
+    # lazily sliced: a memory-mapped pool is read one shard at a time, also when sent to Ray
+    shards = (x[start:stop] for start, stop in bounds)
+    results = engine.map(_score_shard, shards, shared=method)
+    for (start, stop), part in zip(bounds, results, strict=True):
+        if len(part) != stop - start:
+            raise TunesiftError(
+                f"{method.name} returned {len(part)} scores for a shard of {stop - start} rows"
+            )
+        scores[start:stop] = part
         if bar is not None:
             bar.update(stop - start)
     if bar is not None:

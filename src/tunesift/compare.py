@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from tunesift.api import Prepared, Source, build_method, prepare, run_method
+from tunesift.engine import Engine, get_engine
 from tunesift.errors import TunesiftError
 from tunesift.methods import METHODS
 from tunesift.methods.budget import Budget
@@ -107,13 +108,16 @@ def compare(
     device: str = "auto",
     cache_dir: str | Path | None = None,
     show_progress: bool = False,
+    engine: str | Engine = "local",
     **read_options: Any,
 ) -> Comparison:
     """Run ``methods`` on one shared preparation of ``pool`` and ``target``; measure each.
 
     ``method_params`` maps a method name to its hyper-parameters, e.g. ``{"dsir": {"hash":
     "sha256"}}``. ``read_options`` are ``select``'s reading options (text_field, source_field...).
+    ``engine`` embeds and scores shards ("local", "ray" or an ``Engine``; see ``select``).
     """
+    engine = get_engine(engine)
     method_params = method_params or {}
     unknown = [m for m in [*methods, *method_params] if m not in METHODS]
     if unknown:
@@ -141,12 +145,15 @@ def compare(
         seed=seed,
         show_progress=show_progress,
         max_budget=b.docs,
+        engine=engine,
         **read_options,
     )
     yardstick = _Yardstick(prep, device)
     results, selections = [], {}
     for name, m in built.items():
-        sel = run_method(prep, m, b, seed=seed, device=device, show_progress=show_progress)
+        sel = run_method(
+            prep, m, b, seed=seed, device=device, show_progress=show_progress, engine=engine
+        )
         selections[name] = sel
         results.append(yardstick.measure(sel))
     overlap = {

@@ -10,7 +10,12 @@ from tunesift.errors import TunesiftError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from tunesift.cli.main import add_budget_options, add_input_options, method_list
+    from tunesift.cli.main import (
+        add_budget_options,
+        add_engine_options,
+        add_input_options,
+        method_list,
+    )
 
     p = sub.add_parser(
         "compare",
@@ -42,11 +47,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--cache-dir", type=Path, help="feature cache (default: $XDG_CACHE_HOME/tunesift)"
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    add_engine_options(p)
     p.set_defaults(func=run_compare)
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from tunesift.cli.main import parse_param
+    from tunesift.cli.main import engine_from_args, parse_param
     from tunesift.compare import compare, format_comparison
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -79,6 +85,7 @@ def run_compare(args: argparse.Namespace) -> int:
         source_field=args.source_field,
         text_template=args.text_template,
         on_bad=args.on_bad,
+        engine=engine_from_args(args),
     )
     print(format_comparison(result))
     if args.save:

@@ -70,6 +70,40 @@ def add_budget_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_engine_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("scale-out")
+    g.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="where shards are embedded and scored: here (default) or as Ray tasks; the "
+        "selection is the same",
+    )
+    g.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="Ray cluster to join (e.g. auto, ray://head:10001; default: $RAY_ADDRESS, else a "
+        "new local cluster)",
+    )
+    g.add_argument(
+        "--ray-gpus-per-task",
+        type=float,
+        default=0.0,
+        metavar="G",
+        help="GPUs each Ray task asks for (default 0: tasks run on CPUs)",
+    )
+
+
+def engine_from_args(args: argparse.Namespace) -> Any:
+    from tunesift.engine import get_engine
+
+    if args.engine == "local":
+        if args.ray_address or args.ray_gpus_per_task:
+            raise TunesiftError("--ray-address and --ray-gpus-per-task need --engine ray")
+        return get_engine("local")
+    return get_engine("ray", address=args.ray_address, gpus_per_task=args.ray_gpus_per_task)
+
+
 def method_list() -> str:
     from tunesift.methods import METHODS
 
@@ -145,6 +179,7 @@ def _add_select(sub: argparse._SubParsersAction) -> None:
         "--cache-dir", type=Path, help="feature cache (default: $XDG_CACHE_HOME/tunesift)"
     )
     out.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    add_engine_options(p)
     p.set_defaults(func=run_select)
 
 
@@ -178,6 +213,7 @@ def run_select(args: argparse.Namespace) -> int:
         seed=args.seed,
         pca_dim=args.pca_dim,
         show_progress=not args.quiet,
+        engine=engine_from_args(args),
         **params,
     )
     outputs = [str(selection.write(args.out))]

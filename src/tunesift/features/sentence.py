@@ -88,6 +88,18 @@ class SentenceEncoder:
         self.id = f"st:{self.name}:{folder_digest(path)}:msl{msl}:norm{int(unit)}"
         self._model = None
 
+    def __getstate__(self) -> dict[str, object]:
+        # A copy sent to another process (a Ray worker) loads the model there, on first use:
+        # the weights do not travel, and the bundled MiniLM is found in that machine's install.
+        state = self.__dict__.copy()
+        state["_model"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        if self.name == "all-MiniLM-L6-v2":
+            self.path = minilm_path()
+
     @property
     def model(self):
         if self._model is None:

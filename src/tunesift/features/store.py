@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from tunesift import __version__
+from tunesift.engine import Engine, LocalEngine
 from tunesift.errors import InputError, TunesiftError
 from tunesift.features.base import Featurizer
 from tunesift.features.matrix import FeatureMatrix
@@ -145,6 +146,14 @@ def _encode_shard(
     return out
 
 
+def _encode_job(
+    job: tuple[Featurizer, int, Any], item: tuple[int, list[str]]
+) -> tuple[int, np.ndarray]:
+    featurizer, batch_size, bar = job
+    k, texts = item
+    return k, _encode_shard(featurizer, texts, batch_size, bar)
+
+
 def featurize(
     corpus: _Corpus,
     featurizer: Featurizer,
@@ -155,6 +164,7 @@ def featurize(
     show_progress: bool = False,
     desc: str = "embedding",
     dtype: str = "float16",
+    engine: Engine | None = None,
 ) -> FeatureMatrix | np.ndarray:
     """Features of every good record of ``corpus``, (n, dim) float32, from the cache when there.
 
@@ -162,7 +172,11 @@ def featurize(
     ``batch_size`` to the featurizer's own ``batch_size`` (else 64).
     Shards are stored as ``dtype`` (float16 by default: half the disk and page cache; features are
     computed and read as float32) and returned memory-mapped as a ``FeatureMatrix``.
+    ``engine`` embeds the missing shards (default: here, one after the other; ``RayEngine``: as
+    Ray tasks). This process reads the corpus and writes every shard, so the cache, its resume
+    and the shard layout are the same whichever engine computed them.
     """
+    engine = engine or LocalEngine()
     if batch_size is None:
         batch_size = int(getattr(featurizer, "batch_size", 64))
     if dtype not in ("float16", "float32"):
@@ -199,26 +213,37 @@ def featurize(
 
         bar = tqdm(total=total, desc=desc, unit="doc", dynamic_ncols=True)
     shards: list[dict[str, Any]] = []
-    dim = None
-    try:
+
+    def missing() -> Iterator[tuple[int, list[str]]]:
+        # every shard is listed; those already on disk are skipped (a resume)
         for k, texts in enumerate(_text_chunks(corpus, shard_size)):
-            path = root / f"shard-{k:05d}.npy"
-            if _shard_ok(path, len(texts)):
+            shards.append({"file": f"shard-{k:05d}.npy", "rows": len(texts)})
+            if _shard_ok(root / shards[-1]["file"], len(texts)):
                 if bar is not None:
                     bar.update(len(texts))
             else:
-                vecs = _encode_shard(featurizer, texts, batch_size, bar)
-                _save_atomic(path, vecs.astype(dtype, copy=False))
-            width = int(np.load(path, mmap_mode="r").shape[1])
-            if dim is not None and width != dim:
-                raise TunesiftError(
-                    f"featurizer {featurizer.id} gave {width}-d vectors after {dim}-d ones ({path})"
-                )
-            dim = width
-            shards.append({"file": path.name, "rows": len(texts)})
+                yield k, texts
+
+    # in this process the bar moves within a shard; elsewhere, as each shard comes back
+    local = isinstance(engine, LocalEngine)
+    job = (featurizer, batch_size, bar if local else None)
+    try:
+        for k, vecs in engine.map(_encode_job, missing(), shared=job):
+            _save_atomic(root / f"shard-{k:05d}.npy", vecs.astype(dtype, copy=False))
+            if bar is not None and not local:
+                bar.update(len(vecs))
     finally:
         if bar is not None:
             bar.close()
+    dim = None
+    for s in shards:
+        path = root / s["file"]
+        width = int(np.load(path, mmap_mode="r").shape[1])
+        if dim is not None and width != dim:
+            raise TunesiftError(
+                f"featurizer {featurizer.id} gave {width}-d vectors after {dim}-d ones ({path})"
+            )
+        dim = width
     n = sum(s["rows"] for s in shards)
     meta = {
         "featurizer": featurizer.id,
