@@ -8,8 +8,8 @@
    the wall times, the share of rows whose stored float16 vectors are identical, the largest
    difference.
 2. Scoring: GOT-D on seeded unit vectors (``--pool`` x ``--dim``, target ``--target``), fitted once;
-   the pool scored shard by shard locally and on Ray (same shards). Reported: times and whether
-   every score is bitwise equal, and the selected top 1,000.
+   the pool scored locally (shards of 262,144 rows: one) and on Ray (the engine's 16,384-row
+   shards). Reported: times, whether every score is bitwise equal, and the selected top 1,000.
 
 Ray is started here with ``--num-cpus`` CPUs; its start-up time is reported apart. The json goes
 to ``--out``.
@@ -112,12 +112,11 @@ def main() -> None:
     import ray
 
     import tunesift.api as api
+    from tunesift.engine import RayEngine
 
     t = time.perf_counter()
     ray.init(num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False)
     t_ray = time.perf_counter() - t
-    # shards of 16,384 rows so that a 200k pool gives Ray 13 tasks (the default, 262,144, one)
-    api.SCORE_SHARD_ROWS = 16_384
 
     t_local, x_local = embed(args, "local")
     t_rayemb, x_ray = embed(args, "ray")
@@ -138,7 +137,8 @@ def main() -> None:
             "pool": args.pool,
             "target": args.target,
             "dim": args.dim,
-            "shard_rows": api.SCORE_SHARD_ROWS,
+            "shard_rows_local": api.SCORE_SHARD_ROWS,
+            "shard_rows_ray": RayEngine().shard_rows,
             **score(args),
         },
     }

@@ -481,15 +481,14 @@ def _score_in_shards(
 ) -> np.ndarray:
     """``method.score`` shard by shard (the map step; each shard is independent), with progress.
 
-    The shards are the same on every engine, so the scores are too.
+    Shards are ``SCORE_SHARD_ROWS`` rows, or the engine's own ``shard_rows`` (Ray: smaller, so
+    that every worker gets some); a row's score does not depend on its shard.
     """
     engine = engine or get_engine("local")
+    rows = getattr(engine, "shard_rows", None) or SCORE_SHARD_ROWS
     # float64: ZIP-FIT's and DSIR's scores sit in narrow bands where float32 would merge ties
     scores = np.empty(len(x), dtype=np.float64)
-    bounds = [
-        (start, min(start + SCORE_SHARD_ROWS, len(x)))
-        for start in range(0, len(x), SCORE_SHARD_ROWS)
-    ]
+    bounds = [(start, min(start + rows, len(x))) for start in range(0, len(x), rows)]
     bar = None
     if show_progress and len(bounds) > 1:
         from tqdm.auto import tqdm

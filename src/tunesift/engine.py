@@ -36,6 +36,8 @@ class Engine(Protocol):
     """Runs ``fn(shared, item)`` for every item and yields the results in the items' order."""
 
     name: str
+    #: rows per scoring task, or None for the caller's default (``api.SCORE_SHARD_ROWS``)
+    shard_rows: int | None
 
     def map(
         self, fn: Callable[[Any, T], R], items: Iterable[T], *, shared: Any = None
@@ -46,6 +48,7 @@ class LocalEngine:
     """One item after the other, in this process (threads are the libraries' own: torch, BLAS)."""
 
     name = "local"
+    shard_rows = None
 
     def map(
         self, fn: Callable[[Any, T], R], items: Iterable[T], *, shared: Any = None
@@ -88,6 +91,10 @@ class RayEngine:
         ``device="auto"`` uses it; with 0, Ray hides the GPUs from it.
     max_in_flight : int, optional
         Tasks pending at once (default: 2 x the cluster's CPUs / ``cpus_per_task``).
+    shard_rows : int
+        Pool rows per scoring task: small enough that a pool of a few hundred thousand rows gives
+        every CPU work (the local default, 262,144, would give it one task). Scores do not depend
+        on how the pool is cut (a test checks 37-row shards against one whole shard).
     init_kwargs : dict, optional
         Passed to ``ray.init`` when this engine starts Ray (e.g. ``num_cpus``).
     """
@@ -101,6 +108,7 @@ class RayEngine:
         cpus_per_task: float = 1.0,
         gpus_per_task: float = 0.0,
         max_in_flight: int | None = None,
+        shard_rows: int = 16_384,
         init_kwargs: dict[str, Any] | None = None,
     ):
         if cpus_per_task <= 0 or gpus_per_task < 0:
@@ -109,6 +117,9 @@ class RayEngine:
             )
         if max_in_flight is not None and max_in_flight < 1:
             raise TunesiftError(f"max_in_flight must be at least 1, got {max_in_flight}")
+        if shard_rows < 1:
+            raise TunesiftError(f"shard_rows must be at least 1, got {shard_rows}")
+        self.shard_rows = int(shard_rows)
         self.address = address
         self.cpus_per_task = cpus_per_task
         self.gpus_per_task = gpus_per_task
