@@ -36,8 +36,11 @@ class Engine(Protocol):
     """Runs ``fn(shared, item)`` for every item and yields the results in the items' order."""
 
     name: str
-    #: rows per scoring task, or None for the caller's default (``api.SCORE_SHARD_ROWS``)
-    shard_rows: int | None
+
+    @property
+    def shard_rows(self) -> int | None:
+        """Rows per scoring task, or None for the caller's default (``api.SCORE_SHARD_ROWS``)."""
+        ...
 
     def map(
         self, fn: Callable[[Any, T], R], items: Iterable[T], *, shared: Any = None

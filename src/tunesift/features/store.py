@@ -176,7 +176,7 @@ def featurize(
     Ray tasks). This process reads the corpus and writes every shard, so the cache, its resume
     and the shard layout are the same whichever engine computed them.
     """
-    engine = engine or LocalEngine()
+    runner: Engine = engine if engine is not None else LocalEngine()
     if batch_size is None:
         batch_size = int(getattr(featurizer, "batch_size", 64))
     if dtype not in ("float16", "float32"):
@@ -225,10 +225,10 @@ def featurize(
                 yield k, texts
 
     # in this process the bar moves within a shard; elsewhere, as each shard comes back
-    local = isinstance(engine, LocalEngine)
+    local = isinstance(runner, LocalEngine)
     job = (featurizer, batch_size, bar if local else None)
     try:
-        for k, vecs in engine.map(_encode_job, missing(), shared=job):
+        for k, vecs in runner.map(_encode_job, missing(), shared=job):
             _save_atomic(root / f"shard-{k:05d}.npy", vecs.astype(dtype, copy=False))
             if bar is not None and not local:
                 bar.update(len(vecs))
