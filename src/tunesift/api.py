@@ -30,6 +30,9 @@ from tunesift.selection import Selection
 logger = logging.getLogger(__name__)
 
 PathLike = str | Path
+#: feature rows: an (n, d) array, or the cache's memory-mapped ``FeatureMatrix``, which reads like
+#: one (slices and fancy indexing give arrays); duck-typed, so ``Any`` to the type checker
+Features = Any
 Source = PathLike | Sequence[PathLike] | Corpus | None
 
 
@@ -50,7 +53,7 @@ def _features_for(
     cache_dir: Path,
     show_progress: bool,
     engine: Engine,
-) -> np.ndarray:
+) -> Features:
     if features_path is not None:
         x = load_features_npy(Path(features_path))
         if corpus is not None:
@@ -85,8 +88,8 @@ class Prepared:
     pool_corpus: Corpus | None
     target_corpus: Corpus | None
     info: PoolInfo
-    x_pool: np.ndarray | None = None
-    x_target: np.ndarray | None = None
+    x_pool: Features | None = None
+    x_target: Features | None = None
     pool_texts: list[str] | None = None
     target_texts: list[str] | None = None
     lengths: np.ndarray | None = None
@@ -250,6 +253,7 @@ def prepare(
         columns=pool_scan.columns if pool_scan else {},
         target_sources=target_scan.sources if target_scan else None,
     )
+    feat_id: str | None
     if featurizer and feat is None and pool_features is not None:
         feat_id = "precomputed"
     else:
@@ -299,6 +303,9 @@ def run_method(
     else:
         m = build_method(method, method_params, seed=seed, device=device, progress=show_progress)
     name = m.name
+    fit_pool: Any
+    fit_target: Any
+    shards: Any
     if m.inputs == "features":
         if prep.x_pool is None:
             raise TunesiftError(f"{name} works on features, and none were prepared")
@@ -333,7 +340,7 @@ def run_method(
 
     diagnostics = m.diagnostics()
     eps = diagnostics.get("eps_absolute")
-    if eps is not None and prep.x_pool is not None:
+    if eps is not None and prep.x_pool is not None and prep.x_target is not None:
         # The same epsilon, so the two costs are comparable: how much closer the selection is.
         sel = sinkhorn(prep.x_pool[indices], prep.x_target, eps, tol=1e-4, device=device)
         diagnostics["ot_cost_target_selection"] = sel.cost

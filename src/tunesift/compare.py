@@ -180,12 +180,15 @@ class _Yardstick:
         self.prep, self.device = prep, device
         self.pool_counts = metrics.ngram_counts(prep.pool_texts or [])
         self.target_counts = metrics.ngram_counts(prep.target_texts or [])
+        assert prep.x_pool is not None and prep.x_target is not None  # compare needs features
         scale = estimate_cost_scale(prep.x_pool, prep.x_target, "median", seed=0)
         self.eps = OT_EPSILON * scale
 
     def ot_cost(self, rows: np.ndarray | None) -> float:
-        x = self.prep.x_pool if rows is None else self.prep.x_pool[rows]  # type: ignore[index]
-        return float(sinkhorn(x, self.prep.x_target, self.eps, tol=1e-4, device=self.device).cost)
+        pool, target = self.prep.x_pool, self.prep.x_target
+        assert pool is not None and target is not None
+        x = pool if rows is None else pool[rows]
+        return float(sinkhorn(x, target, self.eps, tol=1e-4, device=self.device).cost)
 
     def reference(self) -> dict[str, Any]:
         ref: dict[str, Any] = {"ot_epsilon_absolute": self.eps, "ot_epsilon_relative": OT_EPSILON}

@@ -86,15 +86,15 @@ class Selection:
             for batch in self.pool.batches():
                 sources.update(batch.sources)
                 for k, idx in enumerate(batch.index):
-                    r = rank_of.get(idx)
-                    if r is None:
+                    pos = rank_of.get(idx)
+                    if pos is None:
                         continue
                     rec = {}
                     for name, value in batch.fields[k].items():
                         rec[f"{name}_orig" if name in ADDED_FIELDS else name] = value
                     rec.setdefault("source", batch.sources[k])
                     rec["index"] = idx
-                    rows[r] = rec
+                    rows[pos] = rec
         missing = sum(row is None for row in rows)
         if missing:
             raise InputError(

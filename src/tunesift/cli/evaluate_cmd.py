@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from tunesift.errors import TunesiftError
@@ -51,7 +52,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     except ValueError:
         raise TunesiftError(f"--seeds takes comma-separated integers, got {args.seeds!r}") from None
-    selections = {}
+    selections: dict[str, Sequence[str]] = {}
     for spec in args.selection:
         name, sep, path = spec.partition("=")
         if not sep or not name or not path:

@@ -295,19 +295,19 @@ def run_bench(
         for seed in spec.seeds:
             runs.append((BASELINE, None, seed, None, 0.0))
         for method in spec.methods:
-            for budget in spec.budgets:
+            for size in spec.budgets:
                 for seed in spec.seeds:
                     t0 = time.perf_counter()
-                    sel = run_method(prep, method, Budget(docs=budget), seed=seed, device=device)
-                    texts = [pool_texts[i] for i in sel.indices]
-                    check_leakage(f"{method}@{budget}", texts, task)
-                    runs.append((method, budget, seed, texts, time.perf_counter() - t0))
+                    sel = run_method(prep, method, Budget(docs=size), seed=seed, device=device)
+                    picked = [pool_texts[i] for i in sel.indices]
+                    check_leakage(f"{method}@{size}", picked, task)
+                    runs.append((method, size, seed, picked, time.perf_counter() - t0))
         for name, budget, seed, texts, t_sel in runs:
             for mode in spec.modes:
                 t0 = time.perf_counter()
                 if mode == "fast":
-                    r = evaluate_fast(texts, pool_texts, task.test_texts, fast_cfg)
-                    metrics = {"perplexity": r.perplexity}
+                    fast = evaluate_fast(texts, pool_texts, task.test_texts, fast_cfg)
+                    metrics = {"perplexity": fast.perplexity}
                 elif mode == "causal":
                     metrics = _causal_row(texts, task, causal_cfg, seed, causal_baseline)
                 else:

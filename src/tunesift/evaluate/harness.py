@@ -188,8 +188,8 @@ def evaluate(
         raise TunesiftError(f"{BASELINE!r} is the baseline's name; rename that selection")
     if not seeds:
         raise TunesiftError("give at least one seed")
-    for name, texts in selections.items():
-        check_leakage(name, texts, task)
+    for name, picked in selections.items():
+        check_leakage(name, picked, task)
     runs: dict[str, Sequence[str] | None] = {BASELINE: None, **selections}
     report = Report(
         mode=mode, task=task.name, seeds=list(seeds), config={}, environment=environment()

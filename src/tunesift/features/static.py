@@ -114,6 +114,7 @@ class StaticEncoder:
             model.encode(texts, batch_size=max(batch_size, 1024), show_progress_bar=show_progress),
             dtype=np.float32,
         )
+        assert self._mean is not None  # set by _load
         vecs -= self._mean
         if self.normalize:
             norms = np.linalg.norm(vecs, axis=1, keepdims=True)

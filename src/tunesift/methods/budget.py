@@ -88,14 +88,16 @@ def fill(
             )
         return candidates[: budget.docs]
 
+    tokens = budget.tokens
+    assert tokens is not None  # Budget requires docs or tokens
     ln = np.asarray(lengths, dtype=np.int64)[candidates]
     total = np.cumsum(ln)
-    if total[-1] <= budget.tokens if len(total) else True:
+    if total[-1] <= tokens if len(total) else True:
         return candidates
     # Prefix that fits, then skip-and-continue over the rest with what is left.
-    n_prefix = int(np.searchsorted(total, budget.tokens, side="right"))
+    n_prefix = int(np.searchsorted(total, tokens, side="right"))
     chosen = [candidates[:n_prefix]]
-    left = budget.tokens - (int(total[n_prefix - 1]) if n_prefix else 0)
+    left = tokens - (int(total[n_prefix - 1]) if n_prefix else 0)
     rest, rest_len = candidates[n_prefix:], ln[n_prefix:]
     extra = []
     for row, n in zip(rest.tolist(), rest_len.tolist(), strict=True):

@@ -19,6 +19,8 @@ prefix of the order gives every stratum min(size, level) items, so budgets are m
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from tunesift.errors import TunesiftError
@@ -65,7 +67,8 @@ class CCS(Method):
                     f"ccs: score must be 'field:NAME' or a feature method (gotd, rds), "
                     f"got {self.score_by!r}"
                 )
-            self.inner_ = cls(seed=self.seed).fit(pool, target)
+            factory: Callable[..., Method] = cls  # gotd and rds take a seed
+            self.inner_ = factory(seed=self.seed).fit(pool, target)
         return self
 
     def score(self, pool: np.ndarray) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from tunesift.selection import Selection
@@ -31,7 +32,7 @@ def group_counts(records: list[dict[str, Any]], field: str, top: int = 10) -> li
 
 
 def format_summary(
-    selection: Selection, *, group_by: str | None = None, outputs: list[str] = ()
+    selection: Selection, *, group_by: str | None = None, outputs: Sequence[str] = ()
 ) -> str:
     """A few lines a person reads after a run; every number also lives in the JSON sidecar."""
     d = selection.diagnostics
