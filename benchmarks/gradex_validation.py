@@ -8,6 +8,9 @@ fine-tuned on the tasks GradEx chooses, on all tasks, on random subsets of the s
 the LESS-style gradient-similarity ranking, and scored on the target's test split.
 
     PYTHONPATH=src .venv/bin/python benchmarks/gradex_validation.py --out runs/gradex
+
+``--model smollm2`` runs the same protocol on SmolLM2-135M-Instruct with LoRA adapters (no
+pre-training step; tokens instead of bytes); ``--downstream-seeds 0`` stops after the estimates.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from tunesift.evaluate.harness import environment
 from tunesift.tasks import ByteTokenizer, GradEx, TinyLM, TinyLMConfig, TrainConfig
 from tunesift.tasks.data import corpus_slices
 from tunesift.tasks.estimate import gradient_similarity
-from tunesift.tasks.gradex import target_scores
+from tunesift.tasks.gradex import save_trainable, target_scores
+from tunesift.tasks.hf import load_hf_for_tasks
 from tunesift.tasks.lm import train
 
 TASKS = (
@@ -60,33 +64,47 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--downstream-seeds", type=int, default=2)
     ap.add_argument("--skip-validation", action="store_true")
+    ap.add_argument("--model", choices=["tiny", "smollm2"], default="tiny")
+    ap.add_argument("--n-tasks", type=int, default=len(TASKS), help="the first N of the 16 tasks")
+    ap.add_argument("--max-length", type=int, default=128, help="tokens (bytes for tiny)")
+    ap.add_argument("--batch-size", type=int, default=16)
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     say = lambda m: print(f"[{time.strftime('%H:%M:%S')}] {m}", flush=True)  # noqa: E731
     t_all = time.perf_counter()
-    tok = ByteTokenizer()
-
-    texts = corpus_slices(TASKS, args.per_task, seed=args.seed)
+    task_specs = TASKS[: args.n_tasks]
+    texts = corpus_slices(task_specs, args.per_task, seed=args.seed)
     big = corpus_slices([args.target], args.target_valid + args.target_test, seed=args.seed)
     base_texts = [t for s in BASE for t in corpus_slices([s], args.base_per_source, args.seed)[s]]
     banned = set(big[args.target])
-    tasks = {s: [tok.encode(t) for t in texts[s] if t not in banned] for s in TASKS}
-    target = [tok.encode(t) for t in big[args.target]]
+    if args.model == "smollm2":
+        base, tok = load_hf_for_tasks(None, seed=args.seed)
+        model_info: dict = {"model": "SmolLM2-135M-Instruct", "lora_r": 8, "lora_alpha": 16,
+                            "lora_target_modules": ["q_proj", "v_proj"]}  # fmt: skip
+    else:
+        tok, base = ByteTokenizer(), None
+    enc = lambda t: tok.encode(t, None, args.max_length)  # noqa: E731
+    tasks = {s: [enc(t) for t in texts[s] if t not in banned] for s in task_specs}
+    target = [enc(t) for t in big[args.target]]
     valid, test = target[: args.target_valid], target[args.target_valid :]
     say(f"{len(tasks)} tasks x {args.per_task}; target {args.target}: {len(valid)} valid, "
         f"{len(test)} test; base corpus {len(base_texts)} texts")  # fmt: skip
 
     cfg = TinyLMConfig(seed=args.seed)
     base_path = args.out / f"base-{args.base_steps}-{args.base_per_source}-{args.seed}.pt"
-    base = TinyLM(cfg)
     t0 = time.perf_counter()
-    if base_path.exists():
+    base_seconds = None
+    if base is not None:
+        pass  # a pretrained model: no pre-training here
+    elif base_path.exists():
+        base = TinyLM(cfg)
         base.load_state_dict(torch.load(base_path))
         base_seconds = None
     else:
-        losses = train(base, [tok.encode(t) for t in base_texts],
+        base = TinyLM(cfg)
+        losses = train(base, [enc(t) for t in base_texts],
                        TrainConfig(steps=args.base_steps, batch_size=32, lr=args.lr), args.seed,
                        progress=True, desc="base pre-training")  # fmt: skip
         torch.save(base.state_dict(), base_path)
@@ -94,22 +112,24 @@ def main() -> None:
         say(f"base model: {sum(p.numel() for p in base.parameters()):,} parameters, loss "
             f"{losses[0]:.3f} -> {np.mean(losses[-20:]):.3f} in {base_seconds:.0f}s")  # fmt: skip
 
-    ft = TrainConfig(steps=args.ft_steps, batch_size=16, lr=args.ft_lr)
-    gx = GradEx(base, meta=TrainConfig(steps=args.meta_steps, batch_size=16, lr=args.lr),
+    if args.model == "tiny":
+        model_info = cfg.to_dict()
+    ft = TrainConfig(steps=args.ft_steps, batch_size=args.batch_size, lr=args.ft_lr)
+    gx = GradEx(base, meta=TrainConfig(steps=args.meta_steps, batch_size=args.batch_size, lr=args.lr),
                 finetune=ft, projection_dim=args.dim, seed=args.seed, progress=True)  # fmt: skip
     t0 = time.perf_counter()
     gx.fit(tasks, valid)
     t_fit = time.perf_counter() - t0
     say(f"fit: {gx.timings_}")
     gx.store_.save(args.out / "store")  # later estimates (other λ, other searches) need no model
-    torch.save(gx.meta_model_.state_dict(), args.out / "meta_model.pt")
+    save_trainable(gx.meta_model_, args.out / "meta_model.pt")
     cal = gx.calibrate(args.calibration, args.alpha, seed=args.seed + 1)
     say(f"calibration: lambda {cal['lam']:.4g}, offset {cal['offset']:+.4f} (lambda alone: "
         f"{cal['lam_without_offset']:.4g}) from {args.calibration} fine-tunes in "
         f"{cal['seconds']:.0f}s; true {np.round(cal['true'], 4).tolist()}")  # fmt: skip
 
     result: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "environment": environment(),
-                    "model": cfg.to_dict(), "fit_seconds": t_fit, "timings": gx.timings_,
+                    "model": model_info, "fit_seconds": t_fit, "timings": gx.timings_,
                     "base_seconds": base_seconds, "calibration": cal}  # fmt: skip
     if not args.skip_validation:
         val = gx.validate(args.validation, args.alpha, seed=args.seed + 2)
@@ -142,7 +162,12 @@ def main() -> None:
     say(f"LESS-style top-{k}: {result['selection']['less']}")
 
     # downstream: fine-tune the base model on each choice, score the target's test split
-    final = TrainConfig(steps=args.final_steps, batch_size=16, lr=args.lr)
+    if args.downstream_seeds == 0:  # the estimates only
+        result["seconds"] = time.perf_counter() - t_all
+        (args.out / "results.json").write_text(json.dumps(result, indent=1, default=float) + "\n")
+        say(f"done in {result['seconds']:.0f}s; wrote {args.out / 'results.json'}")
+        return
+    final = TrainConfig(steps=args.final_steps, batch_size=args.batch_size, lr=args.lr)
     gx.final = final
     rng = np.random.default_rng(args.seed + 99)
     choices = {"gradex top-k": chosen, "gradex forward": fwd, "gradex threshold": thr,
