@@ -95,14 +95,11 @@ def main() -> None:
     cfg = TinyLMConfig(seed=args.seed)
     base_path = args.out / f"base-{args.base_steps}-{args.base_per_source}-{args.seed}.pt"
     t0 = time.perf_counter()
-    base_seconds = None
-    if base is not None:
-        pass  # a pretrained model: no pre-training here
-    elif base_path.exists():
+    base_seconds = None  # SmolLM2 is pretrained; a TinyLM is pre-trained here once, then cached
+    if base is None and base_path.exists():
         base = TinyLM(cfg)
         base.load_state_dict(torch.load(base_path))
-        base_seconds = None
-    else:
+    elif base is None:
         base = TinyLM(cfg)
         losses = train(base, [enc(t) for t in base_texts],
                        TrainConfig(steps=args.base_steps, batch_size=32, lr=args.lr), args.seed,

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from tunesift.errors import TunesiftError
-from tunesift.tasks.lm import Example
+from tunesift.tasks.lm import Example, make_example
 
 
 class HFTokenizer:
@@ -30,7 +30,7 @@ class HFTokenizer:
 
     def __init__(self, tokenizer: Any):
         self.tokenizer = tokenizer
-        bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else None
+        bos = tokenizer.bos_token_id
         self.bos = bos if bos is not None else tokenizer.eos_token_id
         if self.bos is None:
             raise TunesiftError("the tokenizer has neither a BOS nor an EOS token to start with")
@@ -39,21 +39,13 @@ class HFTokenizer:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else []
 
     def encode(self, text: str, response: str | None = None, max_length: int = 128) -> Example:
-        """The same cutting rules as ``ByteTokenizer.encode``, counted in the model's tokens."""
-        if max_length < 2:
-            raise TunesiftError(f"max_length must be at least 2, got {max_length}")
-        if response is None:
-            ids = [self.bos, *self._ids(text)][:max_length]
-            if len(ids) < 2:
-                raise TunesiftError(f"text {text[:40]!r} has no token to learn")
-            return Example(tuple(ids), 1)
-        if not response:
-            raise TunesiftError("an empty response has nothing to learn")
-        prompt, resp = self._ids(text), self._ids(response)
-        keep = max(0, min(len(prompt), max_length - 1 - min(len(resp), max_length // 2)))
-        prompt = prompt[len(prompt) - keep :]
-        ids = [self.bos, *prompt, *resp][:max_length]
-        return Example(tuple(ids), 1 + len(prompt))
+        """The same cutting rules as ``ByteTokenizer.encode`` (``make_example``), in the model's
+        tokens."""
+        resp = None if response is None else self._ids(response)
+        example = make_example(self.bos, self._ids(text), resp, max_length)
+        if len(example.ids) < 2:
+            raise TunesiftError(f"text {text[:40]!r} has no token to learn")
+        return example
 
 
 class HFCausalLM(nn.Module):

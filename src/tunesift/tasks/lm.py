@@ -50,24 +50,29 @@ class ByteTokenizer:
     bos = 256
 
     def encode(self, text: str, response: str | None = None, max_length: int = 128) -> Example:
-        """``text`` alone is supervised on every byte; with ``response``, only the response is.
+        """``text`` alone is supervised on every byte; with ``response``, only the response is
+        (the cutting rules are ``make_example``'s)."""
+        resp = None if response is None else list(response.encode("utf-8"))
+        return make_example(self.bos, list(text.encode("utf-8")), resp, max_length)
 
-        The sequence is cut to ``max_length`` tokens; a prompt that leaves no response byte inside
-        the window is cut from its left, so every example keeps at least one supervised token.
-        """
-        if max_length < 2:
-            raise TunesiftError(f"max_length must be at least 2, got {max_length}")
-        if response is None:
-            ids = [self.bos, *text.encode("utf-8")][:max_length]
-            return Example(tuple(ids), 1)
-        prompt = list(text.encode("utf-8"))
-        resp = list(response.encode("utf-8"))
-        if not resp:
-            raise TunesiftError("an empty response has nothing to learn")
-        keep = max(0, min(len(prompt), max_length - 1 - min(len(resp), max_length // 2)))
-        prompt = prompt[len(prompt) - keep :]
-        ids = [self.bos, *prompt, *resp][:max_length]
-        return Example(tuple(ids), 1 + len(prompt))
+
+def make_example(
+    bos: int, prompt: list[int], response: list[int] | None, max_length: int
+) -> Example:
+    """BOS, then ``prompt`` (supervised when there is no response) and ``response``, in token ids.
+
+    The sequence is cut to ``max_length`` tokens; a prompt that leaves no response token inside
+    the window is cut from its left, so every example keeps at least one supervised token.
+    """
+    if max_length < 2:
+        raise TunesiftError(f"max_length must be at least 2, got {max_length}")
+    if response is None:
+        return Example(tuple([bos, *prompt][:max_length]), 1)
+    if not response:
+        raise TunesiftError("an empty response has nothing to learn")
+    keep = max(0, min(len(prompt), max_length - 1 - min(len(response), max_length // 2)))
+    prompt = prompt[len(prompt) - keep :]
+    return Example(tuple([bos, *prompt, *response][:max_length]), 1 + len(prompt))
 
 
 @dataclass(frozen=True)
