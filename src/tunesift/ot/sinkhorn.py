@@ -241,19 +241,24 @@ def sinkhorn(
         after each update). GOT-D's notebooks stop at 0.1, which changes the top-5% set by ~5%
         (shared measurements); converge properly instead.
     max_iter : int
-        Iteration cap; the result says whether it converged.
+        Iteration cap; the result says whether it converged. When it did not, one more
+        c-transform pass makes ``g`` the pool potential of the returned ``f`` (so ``g``,
+        ``cost`` and ``marginal_error`` always describe the returned pair).
     momentum : float
         Over-relaxation weight w in [1, 2); 1 is plain Sinkhorn. GOT-D used 1.3 through ott-jax.
 
     Returns
     -------
-    SinkhornResult with the target potential ``f``, the pool potential ``g`` (its soft c-transform)
-    and diagnostics.
+    SinkhornResult with the target potential ``f``, the pool potential ``g`` (its soft c-transform,
+    whatever the stopping reason), ``cost`` = <a, f> + <b, g> (the dual value at that pair) and
+    diagnostics; ``marginal_error`` is the target-marginal L1 error of the returned pair.
     """
     if eps <= 0 or not math.isfinite(eps):
         raise TunesiftError(f"epsilon must be positive and finite, got {eps}")
     if not 1.0 <= momentum < 2.0:
         raise TunesiftError(f"momentum must be in [1, 2), got {momentum}")
+    if max_iter < 1:
+        raise TunesiftError(f"max_iter must be at least 1, got {max_iter}")
     dev = resolve_device(device)
     x = _as_tensor(pool, dev)
     y = _as_tensor(target, dev)
@@ -281,7 +286,9 @@ def sinkhorn(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=max_iter, desc="sinkhorn", unit="it", leave=False)
-    for it in range(1, max_iter + 1):
+
+    def g_pass(f: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """g <- c-transform of f (in place), and the next f with the target-marginal error."""
         hs = (f + eps * log_a) / eps
         col = torch.zeros(m, dtype=torch.float32, device=dev)
         for sl, cs in blocks:
@@ -293,16 +300,22 @@ def sinkhorn(
         if bool(weak.any()):
             acc[weak] = _exact_column_lse(blocks, g, weak, eps)
         f_new = -eps * (acc + log_b)
-        err = float((torch.exp((f - f_new) / eps) - 1.0).abs().sum().item() / m)
-        history.append(err)
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(err=f"{err:.2e}")
+        return f_new, float((torch.exp((f - f_new) / eps) - 1.0).abs().sum().item() / m)
+
+    def check_finite(err: float, it: int) -> None:
         if not math.isfinite(err):
             raise TunesiftError(
                 f"Sinkhorn diverged at iteration {it} (eps={eps:.3g} is too small for this cost "
                 "scale in float32; use a larger --epsilon)"
             )
+
+    for it in range(1, max_iter + 1):
+        f_new, err = g_pass(f)
+        history.append(err)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(err=f"{err:.2e}")
+        check_finite(err, it)
         if err < tol:
             converged = True
             break
@@ -314,7 +327,15 @@ def sinkhorn(
         f = f + omega * (f_new - f)
     if bar is not None:
         bar.close()
-    # (f, g) is the returned pair: g is the exact soft c-transform of f.
+    if not converged:
+        # The loop's last step updated f after g was computed from the previous f: one more
+        # c-transform pass makes g the pool potential of the returned f (issue 12, defect 2),
+        # and gives the marginal error of that pair.
+        _, err = g_pass(f)
+        check_finite(err, it)
+    # (f, g) is the returned pair: g is the exact soft c-transform of f, so the plan's pool
+    # marginal is exactly b, the dual's mass term eps <a b^T, exp((f + g - C)/eps) - 1> is 0,
+    # and the entropic OT value is <a, f> + <b, g>.
     cost = float(f.mean().item() + g.mean().item())
     if not converged:
         logger.warning(
