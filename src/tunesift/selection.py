@@ -161,7 +161,7 @@ class Selection:
         """Provenance for the JSON sidecar: parameters, diagnostics, counts, versions."""
         import torch
 
-        from tunesift import __version__
+        from tunesift._version import __version__
 
         pool_counts = self.pool_source_counts()
         sel_counts = self.selected_source_counts()

@@ -11,7 +11,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from tunesift import __version__
+from tunesift._version import __version__
 from tunesift.errors import TunesiftError
 
 

@@ -132,7 +132,7 @@ class Report:
 def environment() -> dict[str, Any]:
     import numpy as np
 
-    from tunesift import __version__
+    from tunesift._version import __version__
 
     env: dict[str, Any] = {
         "tunesift": __version__,

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from tunesift import __version__
+from tunesift._version import __version__
 from tunesift.engine import Engine, LocalEngine
 from tunesift.errors import InputError, TunesiftError
 from tunesift.features.base import Featurizer
