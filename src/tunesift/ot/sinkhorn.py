@@ -45,20 +45,12 @@ import numpy as np
 import torch
 
 from tunesift.errors import TunesiftError
+from tunesift.models.device import resolve_device as resolve_device  # one resolver
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_BLOCK_ROWS = 4096
 DEFAULT_MAX_CACHE_BYTES = 2 * 1024**3
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` picks CUDA when present, else CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise TunesiftError("--device cuda was asked for, but torch sees no CUDA device")
-    return torch.device(device)
 
 
 def _as_tensor(x: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:

