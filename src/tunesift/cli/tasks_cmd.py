@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import pickle
 import sys
 from pathlib import Path
 from typing import Any
@@ -62,87 +60,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_tasks_cmd)
 
 
-def _fingerprint(args: argparse.Namespace, files: dict[str, Path]) -> str:
-    keys = ("model", "lora_r", "projection_dim", "max_length", "meta_steps", "lr", "batch_size",
-            "seed")  # fmt: skip
-    parts: dict[str, Any] = {k: getattr(args, k) for k in keys}
-    for name, path in [*files.items(), ("<target>", args.target)]:
-        st = Path(path).stat()
-        parts[name] = [str(Path(path).resolve()), st.st_size, st.st_mtime_ns]
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _model(args: argparse.Namespace) -> tuple[Any, Any]:
-    """The base model and its tokenizer, from ``--model``."""
-    import torch
-
-    from tunesift.errors import TunesiftError
-    from tunesift.tasks import ByteTokenizer, TinyLM, TinyLMConfig
-
-    if args.model == "smollm2" or Path(args.model).is_dir():
-        from tunesift.tasks.hf import load_hf_for_tasks
-
-        return load_hf_for_tasks(
-            None if args.model == "smollm2" else args.model,
-            lora_r=args.lora_r, lora_alpha=2 * args.lora_r, seed=args.seed,
-        )  # fmt: skip
-    base = TinyLM(TinyLMConfig(context=max(args.max_length, 2), seed=args.seed))
-    if args.model != "tiny":
-        path = Path(args.model)
-        try:
-            base.load_state_dict(torch.load(path, weights_only=True))
-        except (OSError, RuntimeError, ValueError, pickle.UnpicklingError) as exc:
-            raise TunesiftError(
-                f"--model: not 'tiny', 'smollm2', a model folder or a TinyLM state file: {path} "
-                f"({exc})"
-            ) from None
-    return base, ByteTokenizer()
-
-
 def run_tasks_cmd(args: argparse.Namespace) -> int:
-    from tunesift.tasks import GradEx, TrainConfig
-    from tunesift.tasks.data import read_task_file, task_files
-    from tunesift.tasks.gradex import save_trainable, target_scores
+    from tunesift.tasks import select_tasks, validate
+    from tunesift.tasks.gradex import save_trainable
 
-    files = task_files(args.tasks)
-    base, tok = _model(args)
-    tasks = {name: read_task_file(p, tok, args.max_length) for name, p in files.items()}
-    target = read_task_file(args.target, tok, args.max_length)
     say = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
-    say(f"{len(tasks)} tasks, {sum(map(len, tasks.values())):,} examples; "
-        f"target {len(target)} validation examples")  # fmt: skip
-
-    gx = GradEx(
-        base,
-        meta=TrainConfig(steps=args.meta_steps, batch_size=args.batch_size, lr=args.lr),
-        finetune=TrainConfig(steps=args.finetune_steps, batch_size=args.batch_size, lr=args.finetune_lr),
-        final=TrainConfig(steps=args.final_steps, batch_size=args.batch_size, lr=args.lr),
-        projection_dim=args.projection_dim, seed=args.seed, threads=args.threads,
-        progress=not args.quiet,
+    common: dict[str, Any] = dict(
+        model=args.model, lora_r=args.lora_r, projection_dim=args.projection_dim,
+        subset_size=args.subset_size, calibrate=args.calibrate, lam=args.lam,
+        max_length=args.max_length, meta_steps=args.meta_steps,
+        finetune_steps=args.finetune_steps, lr=args.lr, finetune_lr=args.finetune_lr,
+        batch_size=args.batch_size, seed=args.seed, threads=args.threads, cache_dir=args.out,
+        progress=not args.quiet, log=say,
     )  # fmt: skip
-    # the meta-initialization and the gradients are the expensive part: kept, and reused by a
-    # rerun with the same inputs (a crash after them loses nothing)
-    fit_dir = args.out / f"fit-{_fingerprint(args, files)}"
-    gx.fit(tasks, target, cache_dir=fit_dir)
-    gx.lam_ = args.lam
-    if gx.reused_:
-        say(f"reusing the meta-initialization and gradients in {fit_dir}")
-    else:
-        say(f"meta-initialization and gradients saved in {fit_dir}")
-    report: dict[str, Any] = {"command": " ".join(getattr(args, "argv", None) or sys.argv),
-                              "tasks": {n: str(p) for n, p in files.items()},
-                              "fit": str(fit_dir), "store_meta": gx.store_.meta}  # fmt: skip
-    if args.calibrate > 0:
-        cal = gx.calibrate(args.calibrate, args.subset_size, seed=args.seed + 1)
-        report["calibration"] = cal
-        say(f"lambda {gx.lam_:.4g}, calibrated on {args.calibrate} true fine-tunes "
-            f"({cal['seconds']:.0f} s)")  # fmt: skip
-    report["lam"] = gx.lam_
-    args.out.mkdir(parents=True, exist_ok=True)
+    command = " ".join(getattr(args, "argv", None) or sys.argv)
 
     if args.action == "validate":
-        val = gx.validate(args.validate_subsets, args.subset_size, seed=args.seed + 2)
-        report["validation"] = val.to_dict()
+        checked = validate(args.tasks, args.target, n_subsets=args.validate_subsets, **common)
+        val = checked.validation
+        report: dict[str, Any] = {"command": command, **checked.report}
+        args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "validation.json").write_text(
             json.dumps(report, indent=1, default=float) + "\n"
         )
@@ -155,30 +92,26 @@ def run_tasks_cmd(args: argparse.Namespace) -> int:
         print(f"wrote {args.out / 'validation.json'}")
         return 0
 
-    chosen, ens = gx.choose(args.select, k=args.k, m=args.subsets, alpha=args.subset_size)
-    names = gx.names_
-    report["selection"] = {"rule": args.select, "chosen": [names[i] for i in chosen]}
-    if ens is not None:
-        report["selection"]["scores"] = dict(zip(names, ens.scores.tolist(), strict=True))
-        report["selection"]["ols"] = dict(zip(names, ens.coef.tolist(), strict=True))
-    final = gx.finetune_base(chosen)
-    save_trainable(final, args.out / "model.pt")
-    if args.target_test:
-        test = read_task_file(args.target_test, tok, args.max_length)
-        report["target_test"] = {"chosen": target_scores(final, test),
-                                 "base": target_scores(base, test)}  # fmt: skip
+    result = select_tasks(
+        args.tasks, args.target, target_test=args.target_test, subsets=args.subsets,
+        rule=args.select, k=args.k, final_steps=args.final_steps, **common,
+    )  # fmt: skip
+    report = {"command": command, **result.report}
+    args.out.mkdir(parents=True, exist_ok=True)
+    save_trainable(result.model, args.out / "model.pt")
     (args.out / "selection.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
     print("| task | chosen | ensemble score (lower is better) | OLS coefficient |")
     print("|---|---|---|---|")
-    for i, n in enumerate(names):
-        score = f"{ens.scores[i]:.5f}" if ens is not None else "-"
-        coef = f"{ens.coef[i]:+.5f}" if ens is not None else "-"
-        print(f"| {n} | {'yes' if i in chosen else ''} | {score} | {coef} |")
+    for n in result.names:
+        score = f"{result.scores[n]:.5f}" if result.scores else "-"
+        coef = f"{result.ols[n]:+.5f}" if result.ols else "-"
+        print(f"| {n} | {'yes' if n in result.chosen else ''} | {score} | {coef} |")
     if args.target_test:
         t = report["target_test"]
         print(f"target test token loss: base {t['base']['token_loss']:.4f}, fine-tuned on the "
               f"chosen tasks {t['chosen']['token_loss']:.4f}")  # fmt: skip
     print(
-        f"chose {len(chosen)} of {len(names)} tasks; wrote {args.out}/selection.json and model.pt"
+        f"chose {len(result.chosen)} of {len(result.names)} tasks; wrote {args.out}/selection.json "
+        "and model.pt"
     )
     return 0

@@ -57,13 +57,13 @@ def resolve_device(device: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise TunesiftError(f"device={device!r} was asked for, but torch sees no CUDA device")
+            raise TunesiftError(f"device {device!r} was asked for, but torch sees no CUDA device")
         index = int(device.partition(":")[2] or 0)
         if index >= torch.cuda.device_count():
             raise TunesiftError(
-                f"device={device!r} was asked for, but torch sees "
+                f"device {device!r} was asked for, but torch sees "
                 f"{torch.cuda.device_count()} CUDA device(s)"
             )
     if device == "mps" and not torch.backends.mps.is_available():
-        raise TunesiftError("device='mps' was asked for, but torch's MPS backend is unavailable")
+        raise TunesiftError("device 'mps' was asked for, but torch's MPS backend is unavailable")
     return torch.device(device)

@@ -111,6 +111,8 @@ class GradEx:
         torch CPU threads during the work (None: torch's setting).
     progress : bool
         tqdm bars.
+    lam : float
+        λ of the emulated fine-tune until ``calibrate`` fits one (``lam_`` after ``fit``).
     """
 
     def __init__(
@@ -123,6 +125,7 @@ class GradEx:
         seed: int = 0,
         threads: int | None = None,
         progress: bool = False,
+        lam: float = 1.0,
     ):
         self.base_model = base_model
         self.meta = meta or TrainConfig(steps=200)
@@ -132,6 +135,7 @@ class GradEx:
         self.seed = seed
         self.threads = threads
         self.progress = progress
+        self.lam = lam
 
     # ------------------------------------------------------------------------------ fitting
     def fit(
@@ -156,7 +160,9 @@ class GradEx:
         self.names_ = list(tasks)
         self.tasks_ = [list(tasks[n]) for n in self.names_]
         self.target_ = list(target_valid)
-        self.lam_, self.offset_ = 1.0, 0.0
+        if not self.lam > 0:
+            raise TunesiftError(f"lam must be positive, got {self.lam}")
+        self.lam_, self.offset_ = float(self.lam), 0.0
         cache = Path(cache_dir) if cache_dir is not None else None
         if (
             cache is not None
