@@ -1,17 +1,34 @@
-"""`tunesift bench`: labeled targets from the real corpora, the grid, and the leakage guard."""
+"""`tunesift bench`: labeled targets, the seeded target sample, the oracle, paired intervals,
+resuming a killed bench, and a user's own task."""
 
 import csv
 import json
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
 from tunesift.cli.main import main
 from tunesift.corpora import build as corpora_build
-from tunesift.evaluate.bench import PRESETS, BenchRow, build_pool, build_task, paired_table
+from tunesift.evaluate.bench import (
+    PRESETS,
+    BenchRow,
+    build_pool,
+    build_task,
+    compare_rows,
+    interval_table,
+    restrict,
+)
 from tunesift.evaluate.harness import BASELINE
 
-pytestmark = pytest.mark.skipif(
+corpora = pytest.mark.skipif(
     not corpora_build.sources_available(["fortunes", "gcide", "debian", "foldoc"]),
     reason="Debian corpora not installed (run scripts/setup.sh)",
 )
@@ -21,27 +38,42 @@ def _fold(t):
     return " ".join(t.lower().split())
 
 
-def test_tasks_are_stratified_seeded_and_never_in_the_pool():
-    """Issue 5: a target's test items and labeled training items are never in the pool."""
-    spec = PRESETS["cpu"]
-    tasks = [build_task(spec, t) for t in spec.tasks]
-    assert len(tasks) >= 4
-    for task in tasks:
-        counts = Counter(task.train_labels)
-        assert len(counts) == 4 and set(counts.values()) == {spec.train_per_label}
+@corpora
+def test_tasks_fixed_test_split_seeded_target_sample_and_oracle_never_in_the_pool():
+    """Issues 5 and 14: test fixed across seeds, the target sample drawn with the seed from the
+    labeled train split, the oracle's reservoir disjoint from both and from the pool."""
+    spec = PRESETS["causal"]
+    assert spec.train_per_label >= 64 and spec.test_per_label >= 100
+    # two of the four targets (the small sources; GCIDE and Debian hold thousands per label)
+    tasks = [build_task(spec, t) for t in spec.tasks if t.source in ("fortunes", "foldoc")]
+    assert len(tasks) == 2
+    for bt in tasks:
+        task = bt.task
+        assert set(Counter(task.train_labels).values()) == {spec.train_per_label}
         assert set(Counter(task.test_labels).values()) == {spec.test_per_label}
-        assert not {_fold(t) for t in task.train_texts} & {_fold(t) for t in task.test_texts}
+        train, test = {_fold(t) for t in task.train_texts}, {_fold(t) for t in task.test_texts}
+        reservoir = {_fold(t) for t in bt.reservoir}
+        assert not train & test and not reservoir & (train | test)
+        # enough in-domain texts for the oracle at the largest budget, under two seeds
+        assert len(bt.reservoir) >= max(spec.budgets)
+        s0, s1 = bt.target_sample(spec.target_size(), 0), bt.target_sample(spec.target_size(), 1)
+        assert len(s0) == spec.target_size() * 4 and s0 != s1
+        assert {_fold(t) for t in s0 + s1} <= train
+        assert s0 == bt.target_sample(spec.target_size(), 0)
+        o0, o1 = bt.oracle(100, 0), bt.oracle(100, 1)
+        assert len(o0) == 100 and o0 != o1 and {_fold(t) for t in o0} <= reservoir
     again = build_task(spec, spec.tasks[0])
-    assert again.train_texts == tasks[0].train_texts
+    assert again.task.test_texts == tasks[0].task.test_texts
     small = type(spec)(**{**spec.__dict__, "pool_per_source": 300})
-    pool = build_pool(small, tasks)
-    pool_texts = {_fold(r["text"]) for r in pool}
-    for task in tasks:
-        assert not pool_texts & {_fold(t) for t in task.train_texts + task.test_texts}
+    pool = {_fold(r["text"]) for r in build_pool(small, tasks)}
+    for bt in tasks:
+        assert not pool & {_fold(t) for t in bt.task.train_texts + bt.task.test_texts}
+        assert not pool & {_fold(t) for t in bt.reservoir}
     # the pool still holds other texts of the tasks' sources: the in-domain data to find
-    assert {r["source"] for r in pool} >= {"fortunes", "gcide", "debian", "foldoc"}
+    assert len(pool) > 2000
 
 
+@corpora
 def test_bench_smoke_preset_end_to_end(tmp_path, shared_cache, capsys):
     out = tmp_path / "bench"
     rc = main(["bench", "--preset", "smoke", "--out", str(out), "--cache-dir", str(shared_cache),
@@ -49,37 +81,235 @@ def test_bench_smoke_preset_end_to_end(tmp_path, shared_cache, capsys):
     assert rc == 0
     printed = capsys.readouterr().out
     assert "| fortunes-3 | no-pre-fine-tuning | - |" in printed
+    assert "| fortunes-3 | oracle | 50 | fast | perplexity |" in printed
     result = json.loads((out / "results.json").read_text())
-    assert {r["method"] for r in result["rows"]} == {"no-pre-fine-tuning", "dsir", "random"}
+    assert {r["method"] for r in result["rows"]} == {BASELINE, "dsir", "random", "oracle"}
     assert result["hyperparameters"]["fast"]["lam"] == 0.5
     assert "platform" in result["environment"] and result["environment"]["finished"]
     rows = list(csv.DictReader(open(out / "results.csv")))
-    assert len(rows) == 3 and all(float(r["value"]) > 1 for r in rows)
-    assert (out / "fortunes-3" / "train.jsonl").exists()
+    assert len(rows) == 8 and all(float(r["value"]) > 1 for r in rows)
+    # per-item arrays are kept, so intervals can be recomputed from results.json
+    row = result["rows"][1]
+    assert len(row["per_item"]["test_nll"]) == 60
+    tokens = sum(row["per_item"]["test_tokens"])
+    assert math.exp(sum(row["per_item"]["test_nll"]) / tokens) == pytest.approx(
+        row["metrics"]["perplexity"], rel=1e-9
+    )
+    refs = {(c["method"], c["reference"]) for c in result["comparisons"]}
+    assert ("dsir", "random") in refs and ("oracle", BASELINE) in refs
+    assert ("random", "random") not in refs
+    # the target sample changes with the seed, so even DSIR (deterministic) picks differently
+    dsir = [r for r in result["rows"] if r["method"] == "dsir"]
+    assert dsir[0]["metrics"] != dsir[1]["metrics"]
+    assert (out / "fortunes-3" / "target-s1.jsonl").exists()
 
 
 def test_bench_restricts_a_preset_and_rejects_unknown_names(capsys):
-    from tunesift.evaluate.bench import restrict
+    one = restrict(PRESETS["cpu"], tasks=["foldoc"], methods=["random", "oracle"],
+                   modes=["fast"], budgets=[10], seeds=[4, 5])  # fmt: skip
+    assert one.only_tasks == ("foldoc",) and one.methods == ("random", "oracle")
+    assert len(one.tasks) == 4  # the pool still excludes every task's texts
+    assert one.budgets == (10,) and one.seeds == (4, 5)
+    for flags, message in ((["--tasks", "nope"], "no task 'nope'"),
+                           (["--methods", "nope"], "unknown method"),
+                           (["--modes", "decoder"], "unknown mode"),
+                           (["--budgets", "1,x"], "--budgets expects integers"),
+                           (["--task-train", "a.jsonl"], "needs --pool and --task-test"),
+                           (["--task-unlabeled", "u.jsonl"], "needs --task-train")):  # fmt: skip
+        assert main(["bench", "--preset", "cpu", *flags, "-q"]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1
 
-    one = restrict(PRESETS["cpu"], tasks=["foldoc"], methods=["random"], modes=["fast"])
-    assert [t.source for t in one.tasks] == ["foldoc"] and one.methods == ("random",)
-    assert one.budgets == PRESETS["cpu"].budgets
-    for flag, value, message in (("--tasks", "nope", "no task 'nope'"),
-                                 ("--methods", "nope", "unknown method"),
-                                 ("--modes", "decoder", "unknown mode")):  # fmt: skip
-        assert main(["bench", "--preset", "cpu", flag, value, "-q"]) == 2
-        assert message in capsys.readouterr().err
+
+def _row(method, seed, metrics, per_item, budget=100, mode="causal"):
+    b = None if method == BASELINE else budget
+    return BenchRow("t", method, b, seed, mode, metrics, 0.0, 0.0, per_item)
 
 
-def test_paired_table_differences_by_seed():
-    rows = [BenchRow("t", BASELINE, None, s, "encoder", {"accuracy": a}, 0.0, 0.0)
-            for s, a in ((0, 0.5), (1, 0.7))]  # fmt: skip
-    rows += [BenchRow("t", "gotd", 100, s, "encoder", {"accuracy": a}, 0.0, 0.0)
-             for s, a in ((0, 0.6), (1, 0.6))]  # fmt: skip
-    rows += [BenchRow("t", BASELINE, None, 0, "fast", {"perplexity": 100.0}, 0.0, 0.0),
-             BenchRow("t", "gotd", 100, 0, "fast", {"perplexity": 80.0}, 0.0, 0.0)]  # fmt: skip
-    table = paired_table(rows)
-    line = next(x for x in table.splitlines() if x.startswith("| t | gotd"))
-    # +0.1 and -0.1: mean 0, one seed of two better; perplexity lower is better
-    assert "| +0.000 ± 0.141 (1/2) |" in line
-    assert "-20.0 ± 0.0 (1/1)" in line
+def _causal_items(rng, n, shift, acc):
+    """Per-item arrays in the shape causal mode writes (test_nll, test_tokens, correct, pred)."""
+    tokens = [rng.randint(5, 30) for _ in range(n)]
+    nll = [t * (4.6 - shift + rng.gauss(0, 0.2)) for t in tokens]
+    correct = [1 if rng.random() < acc else 0 for _ in range(n)]
+    return {"test_nll": nll, "test_tokens": tokens, "correct": correct, "pred": correct}
+
+
+def _metrics(items):
+    ppl = math.exp(sum(items["test_nll"]) / sum(items["test_tokens"]))
+    return {"perplexity": ppl, "accuracy": sum(items["correct"]) / len(items["correct"]),
+            "macro_f1": 0.5}  # fmt: skip
+
+
+def test_intervals_against_random_and_baseline_from_per_item_arrays():
+    rng = random.Random(0)
+    rows = []
+    for seed in (0, 1, 2):
+        for method, shift, acc in ((BASELINE, 0.0, 0.5), ("random", 0.02, 0.55),
+                                   ("gotd", 0.1, 0.75)):  # fmt: skip
+            items = _causal_items(rng, 200, shift, acc)
+            rows.append(_row(method, seed, _metrics(items), items))
+    comps = compare_rows(rows, n_boot=300)
+    got = {(c["method"], c["reference"], c["metric"]): c for c in comps}
+    ppl = got[("gotd", "random", "perplexity")]
+    assert ppl["absolute"]["kind"] == "bootstrap" and ppl["absolute"]["significant"]
+    assert ppl["absolute"]["high"] < 0 and -10 < ppl["percent"]["estimate"] < -6
+    acc = got[("gotd", BASELINE, "accuracy")]
+    assert acc["absolute"]["kind"] == "bootstrap" and acc["absolute"]["low"] > 0.15
+    # macro-F1 has no per-item form here: a t-interval over the seeds (all equal: width 0)
+    assert got[("gotd", "random", "macro_f1")]["absolute"]["kind"] == "t"
+    assert ("random", "random", "perplexity") not in got
+    table = interval_table(comps)
+    line = next(x for x in table.splitlines() if x.startswith("| t | gotd | 100 | causal | acc"))
+    assert line.count("*") == 2  # significant against both references, in points
+    assert "[+" in line and not line.endswith(" t |")
+
+
+def test_no_per_item_arrays_fall_back_to_a_t_interval():
+    rows = [_row(BASELINE, s, {"accuracy": a}, {}, mode="encoder") for s, a in ((0, 0.5), (1, 0.7))]
+    rows += [_row("gotd", s, {"accuracy": a}, {}, mode="encoder") for s, a in ((0, 0.6), (1, 0.6))]
+    (c,) = compare_rows(rows)
+    assert c["reference"] == BASELINE and c["absolute"]["kind"] == "t"
+    assert c["absolute"]["estimate"] == pytest.approx(0.0)
+    assert not c["absolute"]["significant"]
+    assert "| t | gotd | 100 | encoder | accuracy | - | +0.00 [" in interval_table([c])
+
+
+# ---- a user's task, resuming --------------------------------------------------------------------
+
+WORDS = {
+    "astro": "star planet orbit galaxy comet telescope moon nebula",
+    "cook": "oven flour butter sugar recipe bake simmer salt",
+}
+OTHER = "law court judge contract verdict appeal statute clause".split()
+
+
+def _sentences(rng, words, n):
+    return [" ".join(rng.choice(words) for _ in range(8)) + f" #{rng.randrange(10**6)}"
+            for _ in range(n)]  # fmt: skip
+
+
+def _user_files(tmp_path):
+    rng = random.Random(0)
+    split = {"train": 12, "test": 20}
+    paths = {}
+    for name, n in split.items():
+        rows = [{"text": t, "label": lab} for lab, w in WORDS.items()
+                for t in _sentences(rng, w.split(), n)]  # fmt: skip
+        paths[name] = tmp_path / f"{name}.jsonl"
+        paths[name].write_text("".join(json.dumps(r) + "\n" for r in rows))
+    pool = [
+        {"text": t, "source": "in"} for w in WORDS.values() for t in _sentences(rng, w.split(), 40)
+    ]
+    pool += [{"text": t, "source": "out"} for t in _sentences(rng, OTHER, 200)]
+    # one of the test texts sneaked into the pool: bench drops it
+    pool.append({"text": json.loads(paths["test"].read_text().splitlines()[0])["text"]})
+    paths["pool"] = tmp_path / "pool.jsonl"
+    paths["pool"].write_text("".join(json.dumps(r) + "\n" for r in pool))
+    paths["unlabeled"] = tmp_path / "unlabeled.txt"
+    paths["unlabeled"].write_text(
+        "\n".join(t for w in WORDS.values() for t in _sentences(rng, w.split(), 30)) + "\n"
+    )
+    return paths
+
+
+def _user_argv(paths, out, seeds="0,1,2"):
+    return ["bench", "--task-train", str(paths["train"]), "--task-test", str(paths["test"]),
+            "--pool", str(paths["pool"]), "--task-unlabeled", str(paths["unlabeled"]),
+            "--modes", "fast", "--methods", "dsir,random,oracle", "--budgets", "20,60",
+            "--seeds", seeds, "--out", str(out), "-q"]  # fmt: skip
+
+
+def _stable(result):
+    """results.json without what differs between identical runs (timings, dates)."""
+    rows = [{k: v for k, v in r.items() if not k.endswith("seconds")} for r in result["rows"]]
+    return rows, result["comparisons"]
+
+
+def test_user_task_runs_end_to_end_and_resumes_only_the_missing_run(tmp_path, capsys):
+    paths = _user_files(tmp_path)
+    out = tmp_path / "out"
+    assert main(_user_argv(paths, out)) == 0
+    printed = capsys.readouterr().out
+    first = json.loads((out / "results.json").read_text())
+    runs = sorted((out / "runs").rglob("*.json"))
+    # 3 seeds x (baseline + 3 rows x 2 budgets), fast mode only
+    assert first["executed"] == len(runs) == 21 and first["reused"] == 0
+    assert first["pool"]["dropped_task_texts"] == 1
+    assert "| train | oracle | 60 | fast | perplexity |" in printed
+    oracle = next(c for c in first["comparisons"]
+                  if c["method"] == "oracle" and c["budget"] == 60 and c["reference"] == "random")  # fmt: skip
+    assert oracle["absolute"]["significant"] and oracle["absolute"]["estimate"] < 0
+    # delete one finished run: the rerun computes that one only, and the results are the same
+    runs[5].unlink()
+    assert main(_user_argv(paths, out)) == 0
+    second = json.loads((out / "results.json").read_text())
+    assert second["executed"] == 1 and second["reused"] == 20
+    assert _stable(second) == _stable(first)
+    # a changed protocol (another budget) reuses what still applies
+    assert main([*_user_argv(paths, out), "--budgets", "20"]) == 0
+    assert json.loads((out / "results.json").read_text())["executed"] == 0
+
+
+def test_killed_bench_continues_where_it_stopped(tmp_path):
+    """SIGKILL a bench subprocess after a seeded number of finished runs; the rerun computes
+    only the runs with no file, and its results equal an uninterrupted bench's."""
+    paths = _user_files(tmp_path)
+    seeds = ",".join(str(s) for s in range(12))  # 12 x 7 = 84 runs
+    whole = tmp_path / "whole"
+    assert main(_user_argv(paths, whole, seeds)) == 0
+    expected = json.loads((whole / "results.json").read_text())
+    assert expected["executed"] == 84
+
+    out = tmp_path / "killed"
+    kill_after = random.Random(14).randint(10, 40)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    proc = subprocess.Popen([sys.executable, "-m", "tunesift", *_user_argv(paths, out, seeds)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if len(list((out / "runs").rglob("*.json"))) >= kill_after:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the bench finished before it could be killed"
+    done = len(list((out / "runs").rglob("*.json")))
+    assert kill_after <= done < 84
+    assert main(_user_argv(paths, out, seeds)) == 0
+    resumed = json.loads((out / "results.json").read_text())
+    assert resumed["executed"] == 84 - done and resumed["reused"] == done
+    assert _stable(resumed) == _stable(expected)
+
+
+def test_causal_rows_pass_per_item_arrays_and_rerun_the_baseline_per_seed(tmp_path, monkeypatch):
+    """bench's causal path, with evaluate_causal faked in P2's result shape: the baseline is
+    evaluated under every seed when a downstream fine-tune (accuracy) follows."""
+    from tunesift.evaluate import causal
+
+    calls = []
+
+    class Fake:
+        def __init__(self, texts, task, seed):
+            rng = random.Random(f"{seed}/{len(texts or [])}")
+            n = len(task.test_texts)
+            self.per_item = _causal_items(rng, n, 0.05 * bool(texts), 0.6)
+            m = _metrics(self.per_item)
+            self.perplexity, self.accuracy, self.macro_f1 = m["perplexity"], m["accuracy"], 0.5
+            self.mc_accuracy = self.mc_macro_f1 = self.mc_accuracy_pmi = None
+
+    def fake(texts, task, cfg, seed):
+        calls.append((texts is None, seed))
+        return Fake(texts, task, seed)
+
+    monkeypatch.setattr(causal, "evaluate_causal", fake)
+    paths = _user_files(tmp_path)
+    argv = _user_argv(paths, tmp_path / "out", "0,1")
+    argv[argv.index("fast")] = "causal"
+    assert main(argv) == 0
+    result = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert sum(b for b, _ in calls) == 2  # the baseline, once per seed
+    base = [r for r in result["rows"] if r["method"] == BASELINE]
+    assert set(base[0]["metrics"]) == {"perplexity", "accuracy", "macro_f1"}
+    assert set(base[0]["per_item"]) == {"test_nll", "test_tokens", "correct", "pred"}
+    kinds = {(c["metric"], c["absolute"]["kind"]) for c in result["comparisons"]}
+    assert kinds == {("perplexity", "bootstrap"), ("accuracy", "bootstrap"), ("macro_f1", "t")}

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
+
+from tunesift.errors import TunesiftError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -17,14 +20,36 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "method at every budget and seed, evaluate each selection beside the no-pre-fine-tuning "
         "baseline, and write results.csv, results.json and results.md.",
     )
-    p.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
     p.add_argument(
-        "--tasks", metavar="A,B", help="only these of the preset's task sources (e.g. fortunes)"
-    )
-    p.add_argument("--methods", metavar="A,B", help="override the preset's methods")
+        "--preset", choices=sorted(PRESETS), default=None,
+        help="the protocol (default: cpu; causal with --task-train)",
+    )  # fmt: skip
+    p.add_argument(
+        "--tasks", "--only-task", metavar="A,B",
+        help="only these of the preset's task sources (e.g. fortunes); the pool stays the same, "
+        "so a preset can run in parts into one --out",
+    )  # fmt: skip
+    p.add_argument(
+        "--methods", metavar="A,B",
+        help="override the preset's methods (tunesift methods, and the oracle reference row)",
+    )  # fmt: skip
     p.add_argument(
         "--modes", metavar="A,B", help="override the preset's modes (fast, encoder, causal)"
     )
+    p.add_argument("--budgets", metavar="N,M", help="override the preset's budgets (documents)")
+    p.add_argument("--seeds", metavar="S,T", help="override the preset's seeds")
+    user = p.add_argument_group(
+        "your own target (instead of the preset's tasks; the preset gives the protocol)"
+    )
+    user.add_argument("--task-train", type=Path, metavar="FILE",
+                      help="labeled train split (JSONL/CSV/Parquet, fields text and label)")  # fmt: skip
+    user.add_argument("--task-test", type=Path, metavar="FILE", help="labeled test split")
+    user.add_argument("--pool", type=Path, nargs="+", metavar="FILE",
+                      help="the pool files to select from")  # fmt: skip
+    user.add_argument("--task-unlabeled", type=Path, nargs="+", default=[], metavar="FILE",
+                      help="unlabeled in-domain texts for the oracle row (never in the pool)")  # fmt: skip
+    user.add_argument("--text-field", default="text")
+    user.add_argument("--label-field", default="label")
     p.add_argument("--out", type=Path, default=Path("runs/bench"), help="output folder")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument(
@@ -35,24 +60,69 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_bench_cmd(args: argparse.Namespace) -> int:
-    from tunesift.evaluate.bench import PRESETS, restrict, run_bench
+    from tunesift.evaluate.bench import run_bench
 
-    preset = restrict(
-        PRESETS[args.preset], tasks=_csv(args.tasks), methods=_csv(args.methods),
-        modes=_csv(args.modes),
-    )  # fmt: skip
+    user, preset = _protocol(args)
     result = run_bench(
         preset,
         args.out,
         cache_dir=args.cache_dir,
         device=args.device,
         progress=None if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True)),
+        user_task=user,
     )
     print((args.out / "results.md").read_text(), end="")
-    print(f"{len(result['rows'])} runs in {result['seconds']:.0f} s; wrote {args.out}/results.csv, "
+    print(f"{len(result['rows'])} runs ({result['executed']} computed, {result['reused']} reused "
+          f"from {args.out}/runs) in {result['seconds']:.0f} s; wrote {args.out}/results.csv, "
           f"results.json, results.md")  # fmt: skip
     return 0
 
 
+def _protocol(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The user's task (or None) and the preset, restricted by the flags (checked here)."""
+    import dataclasses
+
+    from tunesift.evaluate.bench import ORACLE, PRESETS, UserTask, restrict
+
+    given = [f for f, v in (("--task-train", args.task_train), ("--task-test", args.task_test),
+                            ("--pool", args.pool)) if v]  # fmt: skip
+    if given and len(given) < 3:
+        missing = {"--task-train", "--task-test", "--pool"} - set(given)
+        raise TunesiftError(f"{given[0]} needs {' and '.join(sorted(missing))} too")
+    if not given and args.task_unlabeled:
+        raise TunesiftError("--task-unlabeled needs --task-train, --task-test and --pool")
+    if given and args.tasks:
+        raise TunesiftError("--tasks picks the preset's tasks; it does not go with --task-train")
+    preset = restrict(
+        PRESETS[args.preset or ("causal" if given else "cpu")], tasks=_csv(args.tasks),
+        methods=_csv(args.methods), modes=_csv(args.modes), budgets=_ints(args.budgets, "--budgets"),
+        seeds=_ints(args.seeds, "--seeds"),
+    )  # fmt: skip
+    if not given:
+        return None, preset
+    if ORACLE in preset.methods and not args.task_unlabeled:
+        if args.methods:
+            raise TunesiftError("the oracle row needs --task-unlabeled (in-domain texts)")
+        preset = dataclasses.replace(
+            preset, methods=tuple(m for m in preset.methods if m != ORACLE)
+        )
+    user = UserTask(
+        str(args.task_train), str(args.task_test), tuple(str(p) for p in args.pool),
+        tuple(str(p) for p in args.task_unlabeled), text_field=args.text_field,
+        label_field=args.label_field,
+    )  # fmt: skip
+    return user, preset
+
+
 def _csv(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def _ints(text: str | None, flag: str) -> list[int] | None:
+    items = _csv(text)
+    if items is None:
+        return None
+    try:
+        return [int(t) for t in items]
+    except ValueError:
+        raise TunesiftError(f"{flag} expects integers separated by commas, got {text!r}") from None

@@ -1,24 +1,42 @@
-"""``tunesift bench``: labeled targets from the real corpora, the method x budget x seed grid.
+"""``tunesift bench``: labeled targets, the method x budget x seed grid, paired intervals.
 
-For each target task (a corpus whose records carry natural labels: fortune categories, GCIDE
-domain tags, Debian sections, FOLDOC categories), the ``n_labels`` most frequent labels are
-kept; a seeded, stratified sample of each label gives the task's small labeled train split and
-its test split. One pool is drawn from every source (``pool_per_source`` each, seeded), and every
-task's train and test texts are removed from it (case and whitespace folded), so no labeled
-target text can be selected; ``evaluate`` checks it again. The train split's texts are the
-target sample the methods select towards (GOT-D's setting: the target task's training inputs).
+Protocol (docs/evaluation.md, "tunesift bench"):
 
-Then every method selects at every budget with every seed (deterministic methods give the same
-selection for every seed; the seed still varies the training), each selection is evaluated in
-each mode, beside the no-pre-fine-tuning baseline, and the rows are written as CSV and JSON, with
-a markdown table of mean ± std over seeds.
+- **Task.** For each target (a corpus whose records carry natural labels: fortune categories,
+  GCIDE domain tags, Debian sections, FOLDOC categories; or a user's labeled train and test
+  files) the ``n_labels`` most frequent labels are kept. One fixed shuffle per label (it does not
+  depend on the seed) cuts a **test split** (``test_per_label``), a **labeled train split**
+  (``train_per_label``, what a downstream classifier is fine-tuned on) and an **in-domain
+  reservoir** (unlabeled, for the oracle row). The test split is the same under every seed, so
+  every run is scored on the same items and differences pair by item.
+- **Target sample.** What the methods select towards is drawn *with the seed*: a seeded,
+  stratified subset of ``target_per_label`` texts per label of the labeled train split (GOT-D's
+  setting, the target task's training inputs; disjoint from the test split by construction and
+  needing no extra data). A seed therefore changes the picks as well as the training, and the
+  intervals cover the selection's variability, not only the training's.
+- **Pool.** ``pool_per_source`` records of every source (seeded once), minus every preset task's
+  train, test and reservoir texts (case and whitespace folded): no method can pick a labeled
+  target text or an oracle text; ``check_leakage`` checks every selection again.
+- **Rows.** ``no-pre-fine-tuning`` (the baseline), every method, and the reference rows
+  ``random`` and ``oracle`` (``budget`` texts drawn, seeded, from the target's own reservoir: the
+  "just be in-domain" ceiling, never in the pool the methods see), at every budget and seed, in
+  every mode.
+- **Resume.** Each finished run (task, method, budget, seed, mode) is written atomically to its
+  own file under ``<out>/runs/``, named with a hash of the data and configuration it depends on;
+  a rerun loads the finished runs and runs only the rest, so a killed bench continues where it
+  stopped and a preset can run in parts (``--tasks``, ``--methods``, ``--budgets``, ``--seeds``).
+- **Outputs.** ``results.json`` (every row with its per-item arrays, so intervals can be
+  recomputed, and the paired comparisons), ``results.csv`` and ``results.md``: mean ± std, then
+  each method minus ``random`` and minus the baseline with a 95% interval (``evaluate.stats``).
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import json
+import math
 import os
 import random
 import statistics
@@ -36,9 +54,14 @@ from tunesift.corpora.build import get_source
 from tunesift.errors import TunesiftError
 from tunesift.evaluate.fast import FastConfig, evaluate_fast
 from tunesift.evaluate.harness import BASELINE, causal_metrics, check_leakage, environment
+from tunesift.evaluate.stats import Interval, mean_difference, perplexity_difference, t_interval
 from tunesift.evaluate.task import LabeledTask
 from tunesift.methods import METHODS
 from tunesift.methods.budget import Budget
+
+ORACLE = "oracle"
+RANDOM = "random"
+REFERENCES = (ORACLE,)  # rows that are not tunesift methods
 
 
 @dataclass(frozen=True)
@@ -65,6 +88,16 @@ class Preset:
     encoder: dict[str, Any] = field(default_factory=dict)
     fast: dict[str, Any] = field(default_factory=dict)
     causal: dict[str, Any] = field(default_factory=dict)
+    # the seeded target sample, per label, drawn from the labeled train split (None: half of it)
+    target_per_label: int | None = None
+    # bootstrap replicates of the paired intervals
+    n_boot: int = 2000
+    # only these of ``tasks`` run (``restrict``); the pool still excludes every task's texts,
+    # so a preset run in parts draws the same pool
+    only_tasks: tuple[str, ...] = ()
+
+    def target_size(self) -> int:
+        return self.target_per_label or max(1, self.train_per_label // 2)
 
 
 FOUR_TASKS = (
@@ -76,8 +109,9 @@ FOUR_TASKS = (
 PRESETS: dict[str, Preset] = {
     # the protocol in miniature, for tests: one task, fast mode only
     "smoke": Preset(
-        "smoke", (TaskSpec("fortunes", 3),), ("dsir", "random"), (50,), (0,), ("fast",),
-        pool_per_source=150, train_per_label=10, test_per_label=20, featurizer="static",
+        "smoke", (TaskSpec("fortunes", 3),), ("dsir", "random", "oracle"), (50,), (0, 1),
+        ("fast",), pool_per_source=150, train_per_label=10, test_per_label=20,
+        featurizer="static", n_boot=200,
     ),
     # issue 5's CPU protocol: <= 90 minutes on a 2-core CPU
     "cpu": Preset(
@@ -99,6 +133,25 @@ PRESETS: dict[str, Preset] = {
         (0, 1), ("causal",), pool_per_source=1000, train_per_label=16, test_per_label=25,
         causal={"max_length": 64, "epochs": 1, "batch_size": 8, "lr": 1e-3},
     ),
+    # issue 14's causal protocol: four targets x two budgets x three seeds, the oracle and
+    # random references, perplexity and downstream accuracy (64 labeled train and 100 test texts
+    # per label). Sized for <= 150 min on 2 cores at 32 tokens, batch 8 (132 runs); no per-run
+    # timing was measured when it was defined (docs/evaluation.md)
+    "causal": Preset(
+        "causal", FOUR_TASKS, ("gotd", "dsir", "rds", "random", "oracle"), (100, 400),
+        (0, 1, 2), ("causal",), pool_per_source=2000, train_per_label=64, test_per_label=100,
+        target_per_label=32,
+        causal={"max_length": 32, "epochs": 1, "batch_size": 8, "lr": 1e-3},
+    ),
+    # the causal protocol for one <= 8-minute H100/H200 window: larger budgets and sequences
+    # (never run: no GPU was lent when it was defined)
+    "causal-gpu": Preset(
+        "causal-gpu", FOUR_TASKS, ("gotd", "dsir", "rds", "random", "oracle"), (400, 1600),
+        (0, 1, 2), ("causal",), pool_per_source=5000, train_per_label=64, test_per_label=100,
+        target_per_label=32,
+        causal={"max_length": 128, "epochs": 1, "batch_size": 32, "lr": 1e-3,
+                "eval_batch_size": 64},
+    ),
 }  # fmt: skip
 
 MODES = ("fast", "encoder", "causal")
@@ -110,27 +163,36 @@ def restrict(
     tasks: Sequence[str] | None = None,
     methods: Sequence[str] | None = None,
     modes: Sequence[str] | None = None,
+    budgets: Sequence[int] | None = None,
+    seeds: Sequence[int] | None = None,
 ) -> Preset:
-    """The preset with only some of its tasks, or other methods or modes (checked here)."""
+    """The preset with only some of its tasks, or other methods, modes, budgets or seeds."""
     changes: dict[str, Any] = {}
     if tasks:
-        known = {t.source: t for t in spec.tasks}
+        known = [t.source for t in spec.tasks]
         unknown = [t for t in tasks if t not in known]
         if unknown:
             raise TunesiftError(
                 f"preset {spec.name!r} has no task {unknown[0]!r}; it has {', '.join(known)}"
             )
-        changes["tasks"] = tuple(known[t] for t in tasks)
+        changes["only_tasks"] = tuple(tasks)
     if methods:
-        bad = [m for m in methods if m not in METHODS]
+        bad = [m for m in methods if m not in METHODS and m not in REFERENCES]
         if bad:
-            raise TunesiftError(f"unknown method {bad[0]!r}; choose from {', '.join(METHODS)}")
+            choices = ", ".join([*METHODS, *REFERENCES])
+            raise TunesiftError(f"unknown method {bad[0]!r}; choose from {choices}")
         changes["methods"] = tuple(methods)
     if modes:
         bad = [m for m in modes if m not in MODES]
         if bad:
             raise TunesiftError(f"unknown mode {bad[0]!r}; choose from {', '.join(MODES)}")
         changes["modes"] = tuple(modes)
+    if budgets:
+        if any(b < 1 for b in budgets):
+            raise TunesiftError(f"budgets must be positive, got {list(budgets)}")
+        changes["budgets"] = tuple(budgets)
+    if seeds:
+        changes["seeds"] = tuple(seeds)
     return dataclasses.replace(spec, **changes) if changes else spec
 
 
@@ -138,8 +200,44 @@ def _fold(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def build_task(spec: Preset, task: TaskSpec, seed: int = 0) -> LabeledTask:
-    """A stratified, seeded train/test split of the source's most frequent labels."""
+@dataclass
+class BenchTask:
+    """A target of the bench: the labeled task (fixed train and test splits) and the unlabeled
+    in-domain reservoir the oracle draws from."""
+
+    task: LabeledTask
+    reservoir: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.task.name
+
+    def target_sample(self, per_label: int, seed: int) -> list[str]:
+        """The seeded target sample: ``per_label`` texts of each label of the train split."""
+        by_label: dict[str, list[str]] = defaultdict(list)
+        for text, label in zip(self.task.train_texts, self.task.train_labels, strict=True):
+            by_label[label].append(text)
+        rng = random.Random(f"{seed}/{self.name}/target")
+        out: list[str] = []
+        for label in sorted(by_label):
+            texts = by_label[label]
+            out += rng.sample(texts, min(per_label, len(texts)))
+        return out
+
+    def oracle(self, budget: int, seed: int) -> list[str]:
+        """``budget`` reservoir texts drawn with the seed (all of them when it holds fewer)."""
+        if not self.reservoir:
+            raise TunesiftError(
+                f"{self.name}: no in-domain reservoir for the oracle row (give --task-unlabeled)"
+            )
+        rng = random.Random(f"{seed}/{self.name}/oracle/{budget}")
+        return rng.sample(self.reservoir, min(budget, len(self.reservoir)))
+
+
+def build_task(spec: Preset, task: TaskSpec) -> BenchTask:
+    """Fixed, stratified test and train splits of the source's most frequent labels, and the
+    in-domain reservoir (``ceil(2 * max budget / labels)`` more texts per label, as available)
+    when the oracle row is asked for."""
     src = get_source(task.source)
     src.require()
     by_label: dict[str, list[str]] = defaultdict(list)
@@ -158,22 +256,31 @@ def build_task(spec: Preset, task: TaskSpec, seed: int = 0) -> LabeledTask:
     ][: task.n_labels]
     if len(labels) < 2:
         raise TunesiftError(f"{task.source}: fewer than two labels with {need} records each")
-    rng = random.Random(f"{seed}/{task.source}/task")
-    tr_x, tr_y, te_x, te_y = [], [], [], []
+    extra = 0
+    if ORACLE in spec.methods:
+        extra = math.ceil(2 * max(spec.budgets) / len(labels))
+    # one shuffle per label, independent of the seed: the test split pairs across seeds
+    rng = random.Random(f"0/{task.source}/task")
+    tr_x, tr_y, te_x, te_y, reservoir = [], [], [], [], []
     for lab in sorted(labels):
-        texts = rng.sample(by_label[lab], need)
-        tr_x += texts[: spec.train_per_label]
-        tr_y += [lab] * spec.train_per_label
-        te_x += texts[spec.train_per_label :]
+        texts = rng.sample(by_label[lab], min(len(by_label[lab]), need + extra))
+        te_x += texts[: spec.test_per_label]
         te_y += [lab] * spec.test_per_label
-    return LabeledTask(f"{task.source}-{len(labels)}", tr_x, tr_y, te_x, te_y)
+        tr_x += texts[spec.test_per_label : need]
+        tr_y += [lab] * spec.train_per_label
+        reservoir += texts[need:]
+    labeled = LabeledTask(f"{task.source}-{len(labels)}", tr_x, tr_y, te_x, te_y)
+    return BenchTask(labeled, reservoir)
 
 
-def build_pool(spec: Preset, tasks: Sequence[LabeledTask], seed: int = 0) -> list[dict[str, str]]:
-    """``pool_per_source`` records of every source, none of them a task's train or test text."""
+def build_pool(spec: Preset, tasks: Sequence[BenchTask], seed: int = 0) -> list[dict[str, str]]:
+    """``pool_per_source`` records of every source, none of them a task's train, test or
+    reservoir text."""
     from tunesift.corpora.build import DEFAULT_SOURCES, SOURCES
 
-    banned = {_fold(t) for task in tasks for t in task.train_texts + task.test_texts}
+    banned = {
+        _fold(t) for bt in tasks for t in bt.task.train_texts + bt.task.test_texts + bt.reservoir
+    }
     pool: list[dict[str, str]] = []
     seen: set[str] = set()
     for name in DEFAULT_SOURCES:
@@ -193,12 +300,57 @@ def build_pool(spec: Preset, tasks: Sequence[LabeledTask], seed: int = 0) -> lis
     return pool
 
 
-def _write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+@dataclass(frozen=True)
+class UserTask:
+    """A user's target for ``bench``: labeled train and test files (fields text and label),
+    pool files, and optionally unlabeled in-domain files for the oracle row."""
+
+    train: str
+    test: str
+    pool: tuple[str, ...]
+    unlabeled: tuple[str, ...] = ()
+    name: str | None = None
+    text_field: str = "text"
+    label_field: str = "label"
+
+
+def build_user_task(user: UserTask) -> tuple[BenchTask, list[dict[str, str]], int]:
+    """The user's task, their pool (minus any of the task's labeled or reservoir texts) and how
+    many pool records were dropped for being one of them."""
+    from tunesift.corpus.corpus import Corpus
+    from tunesift.evaluate.harness import load_task, read_texts
+
+    task = load_task(
+        user.train, user.test, name=user.name, text_field=user.text_field,
+        label_field=user.label_field,
+    )  # fmt: skip
+    held = {_fold(t) for t in task.train_texts + task.test_texts}
+    reservoir = [t for t in read_texts(user.unlabeled, user.text_field) if _fold(t) not in held]
+    banned = held | {_fold(t) for t in reservoir}
+    pool: list[dict[str, str]] = []
+    dropped = 0
+    for batch in Corpus(list(user.pool), text_field=user.text_field).batches():
+        for k, text in enumerate(batch.texts):
+            if _fold(text) in banned:
+                dropped += 1
+                continue
+            pool.append({"text": text, "source": str(batch.fields[k].get("source", ""))})
+    if not pool:
+        raise TunesiftError("the pool is empty once the task's own texts are removed")
+    return BenchTask(task, reservoir), pool, dropped
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
-        for r in rows:
-            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def _write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    _write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
 @dataclass
@@ -211,24 +363,42 @@ class BenchRow:
     metrics: dict[str, float]
     select_seconds: float
     eval_seconds: float
+    # per test item, in test-split order: "test_nll"/"test_tokens" (perplexity),
+    # "correct"/"pred" (downstream accuracy); empty when the mode gives none
+    per_item: dict[str, list[float]] = field(default_factory=dict)
 
 
-def _warm_heads(
-    spec: Preset, cfg: Any, pool_texts: list[str], say: Callable[[str], None]
-) -> dict[int, Any]:
-    """One warmed masked-LM head per seed, on a seeded pool sample: every method starts from it."""
-    from tunesift.evaluate.encoder import warm_head
+def _data_hash(
+    spec: Preset, mode: str, bt: BenchTask, pool_texts: Sequence[str], mode_cfg: dict[str, Any]
+) -> str:
+    """A key of everything a run's result depends on besides (method, budget, seed): the task's
+    splits and reservoir, the pool, the featurizer, the target sample's size and the mode's
+    configuration. A change to any of them starts the affected runs afresh."""
+    h = hashlib.sha256()
+    for part in (
+        [bt.name], bt.task.train_texts, bt.task.train_labels, bt.task.test_texts,
+        bt.task.test_labels, bt.reservoir, list(pool_texts),
+        [spec.featurizer, str(spec.target_size()), mode, json.dumps(mode_cfg, sort_keys=True)],
+    ):  # fmt: skip
+        h.update(json.dumps(part, ensure_ascii=False).encode())
+        h.update(b"\0")
+    return h.hexdigest()[:12]
 
-    n = min(len(pool_texts), cfg.mlm_head_steps * cfg.mlm_batch_size)
-    heads = {}
-    for seed in spec.seeds:
-        rng = np.random.default_rng([seed, 0x4EAD])
-        sample = [pool_texts[i] for i in sorted(rng.choice(len(pool_texts), n, replace=False))]
-        t0 = time.perf_counter()
-        heads[seed] = warm_head(sample, cfg, seed)
-        say(f"masked-LM head for seed {seed}: warmed on {n} pool texts in "
-            f"{time.perf_counter() - t0:.1f}s")  # fmt: skip
-    return heads
+
+def run_path(out: Path, task: str, method: str, budget: int | None, seed: int, mode: str,
+             key: str) -> Path:  # fmt: skip
+    k = "none" if budget is None else str(budget)
+    return out / "runs" / task / f"{method}-k{k}-s{seed}-{mode}-{key}.json"
+
+
+def _select(
+    prep: Any, method: str, budget: int, seed: int, bt: BenchTask, pool_texts: list[str],
+    device: str,
+) -> list[str]:  # fmt: skip
+    if method == ORACLE:
+        return bt.oracle(budget, seed)
+    sel = run_method(prep, method, Budget(docs=budget), seed=seed, device=device)
+    return [pool_texts[i] for i in sel.indices]
 
 
 def run_bench(
@@ -238,19 +408,34 @@ def run_bench(
     cache_dir: str | Path | None = None,
     device: str = "auto",
     progress: Callable[[str], None] | None = None,
+    user_task: UserTask | None = None,
 ) -> dict[str, Any]:
-    """Run a preset end to end; write ``results.csv``, ``results.json`` and ``results.md``."""
-    spec = PRESETS[preset] if isinstance(preset, str) else preset
+    """Run a preset (or the preset's protocol on ``user_task``) end to end, resuming from the
+    finished runs under ``out_dir/runs``; write ``results.csv``, ``results.json``, ``results.md``.
+
+    The returned dict holds ``executed`` (the runs computed by this call) and ``reused`` (those
+    loaded from an earlier call) besides what ``results.json`` holds.
+    """
     if isinstance(preset, str) and preset not in PRESETS:
         raise TunesiftError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+    spec = PRESETS[preset] if isinstance(preset, str) else preset
     say = progress or (lambda m: None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     env = environment()
 
-    tasks = [build_task(spec, t) for t in spec.tasks]
-    pool = build_pool(spec, tasks)
+    dropped = 0
+    if user_task is not None:
+        bt_user, pool, dropped = build_user_task(user_task)
+        tasks = [bt_user]
+        if dropped:
+            say(f"pool: dropped {dropped} records that are the task's own texts")
+    else:
+        all_tasks = {t.source: build_task(spec, t) for t in spec.tasks}
+        pool = build_pool(spec, list(all_tasks.values()))
+        keep = spec.only_tasks or tuple(all_tasks)
+        tasks = [all_tasks[s] for s in keep]
     pool_path = out / "pool.jsonl"
     _write_jsonl(pool_path, pool)
     pool_texts = [r["text"] for r in pool]
@@ -268,67 +453,110 @@ def run_bench(
 
         causal_cfg = CausalConfig(**{**spec.causal, "device": device})
         causal_cfg.validate()
-    # embed only when some method reads features (DSIR and random do not)
+    # the configuration each mode's results depend on (device excluded: it does not change them)
+    mode_cfgs = {
+        "fast": fast_cfg.to_dict(),
+        "encoder": {k: v for k, v in (enc_cfg.to_dict() if enc_cfg else {}).items() if k != "device"},
+        "causal": {k: v for k, v in (causal_cfg.to_dict() if causal_cfg else {}).items()
+                   if k != "device"},
+    }  # fmt: skip
+    # embed only when some method reads features (DSIR, random and the oracle do not)
     needs = ["texts"]
-    if any(METHODS[m].inputs == "features" for m in spec.methods):
+    if any(m in METHODS and METHODS[m].inputs == "features" for m in spec.methods):
         needs.append("features")
-    heads = _warm_heads(spec, enc_cfg, pool_texts, say) if enc_cfg else {}
+    heads: dict[int, Any] = {}
     rows: list[BenchRow] = []
-    for task in tasks:
+    executed = reused = 0
+    for bt in tasks:
+        task = bt.task
         tdir = out / task.name
         tdir.mkdir(exist_ok=True)
-        _write_jsonl(
-            tdir / "train.jsonl",
-            [
-                {"text": t, "label": y}
-                for t, y in zip(task.train_texts, task.train_labels, strict=True)
-            ],
-        )
+        _write_jsonl(tdir / "train.jsonl", [{"text": t, "label": y} for t, y in
+                                             zip(task.train_texts, task.train_labels, strict=True)])  # fmt: skip
         _write_jsonl(tdir / "test.jsonl", [{"text": t, "label": y} for t, y in
                                             zip(task.test_texts, task.test_labels, strict=True)])  # fmt: skip
-        prep = prepare(
-            pool_path, tdir / "train.jsonl", needs=needs,
-            featurizer=spec.featurizer, cache_dir=cache_dir, device=device,
-        )  # fmt: skip
-        runs: list[tuple[str, int | None, int, list[str] | None, float]] = []
-        causal_baseline: dict[str, float] = {}  # the untouched model scores the same every seed
+        keys = {m: _data_hash(spec, m, bt, pool_texts, mode_cfgs[m]) for m in spec.modes}
+        (out / "runs" / task.name).mkdir(parents=True, exist_ok=True)
+        causal_baseline: dict[str, Any] = {}
         for seed in spec.seeds:
-            runs.append((BASELINE, None, seed, None, 0.0))
-        for method in spec.methods:
-            for size in spec.budgets:
-                for seed in spec.seeds:
+            grid: list[tuple[str, int | None]] = [(BASELINE, None)]
+            grid += [(m, k) for m in spec.methods for k in spec.budgets]
+            prep = None
+            for name, budget in grid:
+                paths = {m: run_path(out, task.name, name, budget, seed, m, keys[m])
+                         for m in spec.modes}  # fmt: skip
+                todo = [m for m in spec.modes if not paths[m].exists()]
+                for m in spec.modes:
+                    if m not in todo:
+                        rows.append(BenchRow(**json.loads(paths[m].read_text())))
+                        reused += 1
+                if not todo:
+                    continue
+                texts: list[str] | None = None
+                t_sel = 0.0
+                if budget is not None:
                     t0 = time.perf_counter()
-                    sel = run_method(prep, method, Budget(docs=size), seed=seed, device=device)
-                    picked = [pool_texts[i] for i in sel.indices]
-                    check_leakage(f"{method}@{size}", picked, task)
-                    runs.append((method, size, seed, picked, time.perf_counter() - t0))
-        for name, budget, seed, texts, t_sel in runs:
-            for mode in spec.modes:
-                t0 = time.perf_counter()
-                if mode == "fast":
-                    fast = evaluate_fast(texts, pool_texts, task.test_texts, fast_cfg)
-                    metrics = {"perplexity": fast.perplexity}
-                elif mode == "causal":
-                    metrics = _causal_row(texts, task, causal_cfg, seed, causal_baseline)
-                else:
-                    from tunesift.evaluate.encoder import evaluate_encoder
+                    if prep is None and name != ORACLE:
+                        target = tdir / f"target-s{seed}.jsonl"
+                        _write_jsonl(target, [{"text": t} for t in
+                                              bt.target_sample(spec.target_size(), seed)])  # fmt: skip
+                        prep = prepare(
+                            pool_path, target, needs=needs, featurizer=spec.featurizer,
+                            cache_dir=cache_dir, device=device,
+                        )  # fmt: skip
+                    texts = _select(prep, name, budget, seed, bt, pool_texts, device)
+                    check_leakage(f"{name}@{budget}", texts, task)
+                    t_sel = time.perf_counter() - t0
+                for mode in todo:
+                    t0 = time.perf_counter()
+                    per_item: dict[str, list[float]] = {}
+                    if mode == "fast":
+                        fast = evaluate_fast(texts, pool_texts, task.test_texts, fast_cfg)
+                        metrics = {"perplexity": fast.perplexity}
+                        per_item = {"test_nll": fast.item_nll,
+                                    "test_tokens": [float(x) for x in fast.item_tokens]}  # fmt: skip
+                    elif mode == "causal":
+                        metrics, per_item = _causal_row(texts, task, causal_cfg, seed,
+                                                        causal_baseline)  # fmt: skip
+                    else:
+                        from tunesift.evaluate.encoder import evaluate_encoder
 
-                    e = evaluate_encoder(texts, task, enc_cfg, seed, head=heads.get(seed))
-                    metrics = {"accuracy": e.accuracy, "macro_f1": e.macro_f1}
-                row = BenchRow(task.name, name, budget, seed, mode, metrics, t_sel,
-                               time.perf_counter() - t0)  # fmt: skip
-                rows.append(row)
-                say(f"{task.name} {name} k={budget} seed={seed} {mode}: "
-                    + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))  # fmt: skip
+                        if seed not in heads:
+                            heads[seed] = _warm_head(enc_cfg, pool_texts, seed, say)
+                        e = evaluate_encoder(texts, task, enc_cfg, seed, head=heads[seed])
+                        metrics = {"accuracy": e.accuracy, "macro_f1": e.macro_f1}
+                        per_item = _per_item(e)
+                    row = BenchRow(task.name, name, budget, seed, mode, metrics, t_sel,
+                                   time.perf_counter() - t0, per_item)  # fmt: skip
+                    _write_atomic(paths[mode], json.dumps(asdict(row)) + "\n")
+                    rows.append(row)
+                    executed += 1
+                    say(f"{task.name} {name} k={budget} seed={seed} {mode}: "
+                        + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))  # fmt: skip
+    say(f"{executed} runs computed, {reused} loaded from {out / 'runs'}")
+    comparisons = compare_rows(rows, n_boot=spec.n_boot)
     env["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     result = {
         "preset": asdict(spec),
+        "user_task": asdict(user_task) if user_task else None,
         "environment": env,
         "seconds": round(time.perf_counter() - t_start, 1),
-        "pool": {"records": len(pool), "by_source": dict(Counter(r["source"] for r in pool))},
+        "executed": executed,
+        "reused": reused,
+        "pool": {
+            "records": len(pool),
+            "by_source": dict(Counter(r["source"] for r in pool)),
+            "dropped_task_texts": dropped,
+        },
         "tasks": {
-            t.name: {"labels": t.labels, "train": len(t.train_texts), "test": len(t.test_texts)}
-            for t in tasks
+            bt.name: {
+                "labels": bt.task.labels,
+                "train": len(bt.task.train_texts),
+                "test": len(bt.task.test_texts),
+                "reservoir": len(bt.reservoir),
+                "target_per_label": spec.target_size(),
+            }
+            for bt in tasks
         },  # fmt: skip
         "hyperparameters": {
             "fast": fast_cfg.to_dict(),
@@ -336,18 +564,51 @@ def run_bench(
             "causal": causal_cfg.to_dict() if causal_cfg else None,
         },  # fmt: skip
         "rows": [asdict(r) for r in rows],
+        "comparisons": comparisons,
     }
-    (out / "results.json").write_text(json.dumps(result, indent=1) + "\n")
-    with open(out / "results.csv", "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["task", "method", "budget", "seed", "mode", "metric", "value",
-                    "select_seconds", "eval_seconds"])  # fmt: skip
-        for r in rows:
-            for k, v in r.metrics.items():
-                w.writerow([r.task, r.method, r.budget, r.seed, r.mode, k, v,
-                            round(r.select_seconds, 3), round(r.eval_seconds, 3)])  # fmt: skip
-    (out / "results.md").write_text(markdown_table(rows) + "\n\n" + paired_table(rows) + "\n")
+    _write_atomic(out / "results.json", json.dumps(result, indent=1) + "\n")
+    lines = [["task", "method", "budget", "seed", "mode", "metric", "value", "select_seconds",
+              "eval_seconds"]]  # fmt: skip
+    for r in rows:
+        for k, v in r.metrics.items():
+            lines.append([r.task, r.method, r.budget, r.seed, r.mode, k, v,
+                          round(r.select_seconds, 3), round(r.eval_seconds, 3)])  # fmt: skip
+    _write_atomic(out / "results.csv", _csv_text(lines))
+    md = markdown_table(rows) + "\n\n" + interval_table(comparisons) + "\n"
+    _write_atomic(out / "results.md", md)
     return result
+
+
+def _csv_text(lines: Sequence[Sequence[Any]]) -> str:
+    import io
+
+    buf = io.StringIO()
+    csv.writer(buf).writerows(lines)
+    return buf.getvalue()
+
+
+def _warm_head(cfg: Any, pool_texts: list[str], seed: int, say: Callable[[str], None]) -> Any:
+    """The seed's warmed masked-LM head, on a seeded pool sample: every method starts from it."""
+    from tunesift.evaluate.encoder import warm_head
+
+    n = min(len(pool_texts), cfg.mlm_head_steps * cfg.mlm_batch_size)
+    rng = np.random.default_rng([seed, 0x4EAD])
+    sample = [pool_texts[i] for i in sorted(rng.choice(len(pool_texts), n, replace=False))]
+    t0 = time.perf_counter()
+    head = warm_head(sample, cfg, seed)
+    say(f"masked-LM head for seed {seed}: warmed on {n} pool texts in "
+        f"{time.perf_counter() - t0:.1f}s")  # fmt: skip
+    return head
+
+
+def _per_item(result: Any) -> dict[str, list[float]]:
+    """The per-test-item arrays of an evaluation result (``per_item`` attribute or entry)."""
+    items = getattr(result, "per_item", None)
+    if items is None and hasattr(result, "to_dict"):
+        items = result.to_dict().get("per_item")
+    if items is None:
+        items = (getattr(result, "extra", None) or {}).get("per_item")
+    return {k: [float(x) for x in v] for k, v in (items or {}).items()}
 
 
 def _causal_row(
@@ -355,17 +616,25 @@ def _causal_row(
     task: LabeledTask,
     cfg: Any,
     seed: int,
-    baseline: dict[str, float],
-) -> dict[str, float]:
-    """One causal evaluation; the baseline is scored once per task (no training, no seed)."""
+    baseline: dict[str, Any],
+) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """One causal evaluation. The untouched model's scores do not depend on the seed unless a
+    downstream fine-tune follows (accuracy), so without one the baseline is scored once."""
     from tunesift.evaluate.causal import evaluate_causal
 
     if texts is None and baseline:
-        return dict(baseline)
-    metrics = causal_metrics(evaluate_causal(texts, task, cfg, seed))
-    if texts is None:
-        baseline.update(metrics)
-    return metrics
+        return dict(baseline["metrics"]), dict(baseline["per_item"])
+    result = evaluate_causal(texts, task, cfg, seed)
+    # a metric the run did not compute (zero-shot or downstream switched off) is None: left out
+    metrics = {k: float(v) for k, v in causal_metrics(result).items() if v is not None}
+    for k in ("accuracy", "macro_f1"):
+        v = getattr(result, k, None)
+        if v is not None:
+            metrics[k] = float(v)
+    per_item = _per_item(result)
+    if texts is None and "accuracy" not in metrics:
+        baseline.update(metrics=metrics, per_item=per_item)
+    return metrics, per_item
 
 
 def markdown_table(rows: Sequence[BenchRow]) -> str:
@@ -398,49 +667,103 @@ def markdown_table(rows: Sequence[BenchRow]) -> str:
 
 
 LOWER_IS_BETTER = {"perplexity"}
+COMPARED = ("perplexity", "accuracy", "macro_f1")
 
 
-def paired_table(rows: Sequence[BenchRow]) -> str:
-    """Each method minus the baseline of the same task and seed: mean ± std, and seeds won.
+def _paired(
+    a: dict[int, BenchRow], b: dict[int, BenchRow], metric: str, n_boot: int
+) -> dict[str, Any] | None:
+    """The paired difference a − b of ``metric`` over their common seeds."""
+    seeds = sorted(set(a) & set(b))
+    if not seeds:
+        return None
+    ra, rb = [a[s] for s in seeds], [b[s] for s in seeds]
 
-    The baseline and a method share a seed's fine-tuning noise (same classifier initialization
-    and batch order), so the paired difference is the sharper reading when seeds disagree.
-    """
-    base = {(r.task, r.seed, r.mode, k): v for r in rows if r.method == BASELINE
-            for k, v in r.metrics.items()}  # fmt: skip
-    groups: dict[tuple[str, str, int | None], dict[str, list[float]]] = defaultdict(
-        lambda: defaultdict(list)
-    )
-    columns: list[str] = []
+    def have(*keys: str) -> bool:
+        return all(k in r.per_item and r.per_item[k] for r in ra + rb for k in keys)
+
+    if metric == "perplexity" and have("test_nll", "test_tokens"):
+        d = perplexity_difference(
+            [r.per_item["test_nll"] for r in ra], [r.per_item["test_tokens"] for r in ra],
+            [r.per_item["test_nll"] for r in rb], [r.per_item["test_tokens"] for r in rb],
+            n_boot=n_boot,
+        )  # fmt: skip
+        return {"seeds": seeds, "absolute": d.absolute.to_dict(), "percent": d.percent.to_dict(),
+                "reference_value": d.reference}  # fmt: skip
+    if metric == "accuracy" and have("correct"):
+        iv = mean_difference([r.per_item["correct"] for r in ra],
+                             [r.per_item["correct"] for r in rb], n_boot=n_boot)  # fmt: skip
+        return {"seeds": seeds, "absolute": iv.to_dict(), "percent": None}
+    t = t_interval([x.metrics[metric] - y.metrics[metric] for x, y in zip(ra, rb, strict=True)])
+    return {"seeds": seeds, "absolute": t.to_dict(), "percent": None}
+
+
+def compare_rows(rows: Sequence[BenchRow], n_boot: int = 2000) -> list[dict[str, Any]]:
+    """Every row group (task, method, budget, mode) against ``random`` at the same budget and
+    against the baseline, per compared metric, paired by seed (and by test item where the rows
+    carry per-item arrays: a two-level bootstrap; else a t-interval over seeds)."""
+    by: dict[tuple[str, str, int | None, str], dict[int, BenchRow]] = defaultdict(dict)
     for r in rows:
-        if r.method == BASELINE:
+        by[(r.task, r.method, r.budget, r.mode)][r.seed] = r
+    out: list[dict[str, Any]] = []
+    for (task, method, budget, mode), runs in by.items():
+        if method == BASELINE:
             continue
-        for k, v in r.metrics.items():
-            b = base.get((r.task, r.seed, r.mode, k))
-            if b is None:
+        refs = [(RANDOM, by.get((task, RANDOM, budget, mode)))] if method != RANDOM else []
+        refs.append((BASELINE, by.get((task, BASELINE, None, mode))))
+        metrics = [m for m in COMPARED if m in next(iter(runs.values())).metrics]
+        for ref_name, ref in refs:
+            if not ref:
                 continue
-            col = f"{r.mode} {k}"
-            if col not in columns:
-                columns.append(col)
-            groups[(r.task, r.method, r.budget)][col].append(v - b)
+            for metric in metrics:
+                if not all(metric in r.metrics for r in ref.values()):
+                    continue
+                d = _paired(runs, ref, metric, n_boot)
+                if d is not None:
+                    out.append({"task": task, "method": method, "budget": budget, "mode": mode,
+                                "metric": metric, "reference": ref_name, **d})  # fmt: skip
+    return out
+
+
+def _interval_of(d: dict[str, Any], scale: float = 1.0) -> Interval:
+    return Interval(d["estimate"] * scale, d["low"] * scale, d["high"] * scale, d["kind"],
+                    d["n_seeds"], d["n_items"], d["level"])  # fmt: skip
+
+
+def _cell(c: dict[str, Any] | None, scale: float) -> str:
+    """``-2.31 [-4.02, -0.60]* (-2.1% [-3.6%, -0.5%]*)``; ``t`` marks a t-interval over seeds."""
+    if c is None:
+        return "-"
+    iv = _interval_of(c["absolute"], scale)
+    digits = 2 if scale != 1 or max(abs(iv.estimate), abs(iv.half_width)) >= 1 else 3
+    text = iv.text(digits)
+    if c.get("percent"):
+        p = _interval_of(c["percent"])
+        star = "*" if p.significant else ""
+        text += f" ({p.estimate:+.1f}% [{p.low:+.1f}%, {p.high:+.1f}%]{star})"
+    return text + ("" if iv.kind == "bootstrap" else " t")
+
+
+def interval_table(comparisons: Sequence[dict[str, Any]]) -> str:
+    """Markdown: each method minus random and minus the baseline, 95% intervals."""
+    groups: dict[tuple[str, str, int | None, str, str], dict[str, dict[str, Any]]] = {}
+    for c in comparisons:
+        key = (c["task"], c["method"], c["budget"], c["mode"], c["metric"])
+        groups.setdefault(key, {})[c["reference"]] = c
     lines = [
-        f"Paired with {BASELINE} (same task and seed): difference mean ± std, seeds better.",
+        "Paired differences, method − reference on the same seeds and test items: mean "
+        "[95% interval]; `*` significant (the interval excludes 0); perplexity also in % of the "
+        "reference's (lower is better); accuracy and macro-F1 in points. Intervals are a "
+        "two-level bootstrap (seeds, then test items), or `t` over seeds where a run kept no "
+        "per-item scores.",
         "",
-        "| task | method | budget | " + " | ".join(f"Δ {c}" for c in columns) + " |",
-        "|---|---|---|" + "---|" * len(columns),
+        f"| task | method | budget | mode | metric | − {RANDOM} | − {BASELINE} |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for (task, method, budget), cols in groups.items():
-        cells = []
-        for c in columns:
-            d = cols.get(c, [])
-            if not d:
-                cells.append("-")
-                continue
-            sd = statistics.stdev(d) if len(d) > 1 else 0.0
-            lower = c.split(" ", 1)[1] in LOWER_IS_BETTER
-            won = sum((x < 0) if lower else (x > 0) for x in d)
-            m = statistics.fmean(d)
-            digits = 3 if max(abs(m), sd) < 10 else 1
-            cells.append(f"{m:+.{digits}f} ± {sd:.{digits}f} ({won}/{len(d)})")
-        lines.append(f"| {task} | {method} | {budget or '-'} | " + " | ".join(cells) + " |")
+    for (task, method, budget, mode, metric), refs in groups.items():
+        scale = 1.0 if metric in LOWER_IS_BETTER else 100.0
+        lines.append(
+            f"| {task} | {method} | {budget or '-'} | {mode} | {metric} | "
+            f"{_cell(refs.get(RANDOM), scale)} | {_cell(refs.get(BASELINE), scale)} |"
+        )
     return "\n".join(lines)

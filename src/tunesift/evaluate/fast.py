@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -69,17 +69,28 @@ class Vocabulary:
 
     def encode(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """(history, token) id pairs of every text, ``<s>`` opening each one."""
+        hist, toks, _ = self.encode_owned(texts)
+        return hist, toks
+
+    def encode_owned(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``encode`` plus, for every pair, the index of the text it came from."""
         hist: list[int] = []
         toks: list[int] = []
+        owner: list[int] = []
         get = self.ids.get
-        for text in texts:
+        for i, text in enumerate(texts):
             ids = [get(t, UNK) for t in _TOKEN.findall(text.lower())]
             if not ids:
                 continue
             hist.append(BOS)
             hist.extend(ids[:-1])
             toks.extend(ids)
-        return np.asarray(hist, dtype=np.int64), np.asarray(toks, dtype=np.int64)
+            owner.extend([i] * len(ids))
+        return (
+            np.asarray(hist, dtype=np.int64),
+            np.asarray(toks, dtype=np.int64),
+            np.asarray(owner, dtype=np.int64),
+        )
 
 
 class NgramLM:
@@ -121,6 +132,10 @@ class FastResult:
     test_tokens: int
     oov_rate: float
     config: dict[str, float]
+    # per test text (in order): summed NLL (nats) of its in-vocabulary tokens and their count,
+    # so paired intervals can recompute perplexity = exp(sum nll / sum tokens) on resamples
+    item_nll: list[float] = field(default_factory=list)
+    item_tokens: list[int] = field(default_factory=list)
 
 
 def evaluate_fast(
@@ -139,10 +154,10 @@ def evaluate_fast(
         raise TunesiftError("fast mode needs a base corpus (the pool) to stand for pre-training")
     vocab = Vocabulary(base)
     base_lm = NgramLM(vocab, base, cfg)
-    hist, toks = vocab.encode(test)
+    hist, toks, owner = vocab.encode_owned(test)
     known = toks != UNK
     oov = float(1.0 - known.mean()) if len(toks) else 0.0
-    hist, toks = hist[known], toks[known]
+    hist, toks, owner = hist[known], toks[known], owner[known]
     if len(toks) == 0:
         raise TunesiftError("fast mode: no target test token is in the base corpus's vocabulary")
     p_base = base_lm.prob(hist, toks)
@@ -160,4 +175,6 @@ def evaluate_fast(
         test_tokens=int(len(toks)),
         oov_rate=oov,
         config=cfg.to_dict(),
+        item_nll=np.bincount(owner, weights=-np.log(p), minlength=len(test)).tolist(),
+        item_tokens=np.bincount(owner, minlength=len(test)).astype(int).tolist(),
     )
