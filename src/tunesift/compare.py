@@ -10,8 +10,6 @@ duplicate rates and its composition by source; then the Jaccard overlap of every
 from __future__ import annotations
 
 import csv
-import json
-import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -26,6 +24,7 @@ from tunesift.errors import TunesiftError
 from tunesift.methods import METHODS
 from tunesift.methods.budget import Budget
 from tunesift.ot.sinkhorn import estimate_cost_scale, sinkhorn
+from tunesift.outputs import atomic_open, write_json_atomic
 from tunesift.report import metrics
 from tunesift.selection import Selection
 
@@ -68,13 +67,11 @@ class Comparison:
     def write(self, path: str | Path) -> Path:
         """JSON (everything) or CSV (one row per method), by extension, atomically."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
         suffix = path.suffix.lower()
         if suffix == ".json":
-            tmp.write_text(json.dumps(self.to_dict(), indent=2, default=str) + "\n")
+            write_json_atomic(path, self.to_dict(), indent=2, default=str)
         elif suffix == ".csv":
-            with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            with atomic_open(path, "w", newline="") as fh:
                 w = csv.writer(fh)
                 names = [r.method for r in self.results]
                 w.writerow(
@@ -90,7 +87,6 @@ class Comparison:
                     )  # fmt: skip
         else:
             raise TunesiftError(f"--save must end with .json or .csv, got {path.name}")
-        os.replace(tmp, path)
         return path
 
 

@@ -24,3 +24,7 @@ class InputError(TunesiftError):
             where = self.path if self.line is None else f"{self.path}:{self.line}"
             where += ": "
         return where + self.message
+
+
+class OutputError(InputError):
+    """An output that cannot or must not be written (it is an input, exists, or the disk failed)."""

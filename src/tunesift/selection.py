@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
 import sys
 from collections import Counter
@@ -14,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tunesift.errors import InputError
+from tunesift.outputs import atomic_open, write_json_atomic
 
 if TYPE_CHECKING:
     from tunesift.corpus.corpus import Corpus
@@ -115,46 +115,43 @@ class Selection:
         path = Path(path)
         suffix = _suffix(path, RECORD_FORMATS, "--out")
         records = self.records()
-        tmp = path.with_name(path.name + ".tmp")
-        path.parent.mkdir(parents=True, exist_ok=True)
         if suffix == ".jsonl":
-            with open(tmp, "w", encoding="utf-8") as fh:
+            with atomic_open(path, "w") as fh:
                 for rec in records:
                     fh.write(json.dumps(rec, ensure_ascii=False, default=_jsonable) + "\n")
         else:
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            pq.write_table(pa.Table.from_pylist(records), tmp)
-        os.replace(tmp, path)
+            with atomic_open(path, "wb") as fh:
+                pq.write_table(pa.Table.from_pylist(records), fh)
         return path
 
     def write_scores(self, path: str | Path) -> Path:
-        """Every pool item's index and score (Parquet, CSV or JSONL by extension)."""
+        """Every pool item's index and score (Parquet, CSV or JSONL by extension), atomically."""
         path = Path(path)
         suffix = _suffix(path, SCORE_FORMATS, "--scores-out")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
         index = np.arange(len(self.scores), dtype=np.int64)
         if suffix == ".parquet":
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            pq.write_table(pa.table({"index": index, "score": self.scores.astype(np.float64)}), tmp)
-        else:
-            with open(tmp, "w", encoding="utf-8") as fh:
-                if suffix == ".csv":
-                    fh.write("index,score\n")
-                    fh.writelines(
-                        f"{i},{'' if v is None else repr(v)}\n"
-                        for i, v in enumerate(map(_finite, self.scores.tolist()))
-                    )
-                else:
-                    fh.writelines(
-                        f'{{"index": {i}, "score": {json.dumps(v)}}}\n'
-                        for i, v in enumerate(map(_finite, self.scores.tolist()))
-                    )
-        os.replace(tmp, path)
+            table = pa.table({"index": index, "score": self.scores.astype(np.float64)})
+            with atomic_open(path, "wb") as fh:
+                pq.write_table(table, fh)
+            return path
+        with atomic_open(path, "w") as fh:
+            if suffix == ".csv":
+                fh.write("index,score\n")
+                fh.writelines(
+                    f"{i},{'' if v is None else repr(v)}\n"
+                    for i, v in enumerate(map(_finite, self.scores.tolist()))
+                )
+            else:
+                fh.writelines(
+                    f'{{"index": {i}, "score": {json.dumps(v)}}}\n'
+                    for i, v in enumerate(map(_finite, self.scores.tolist()))
+                )
         return path
 
     def metadata(self) -> dict[str, Any]:
@@ -192,19 +189,23 @@ class Selection:
         }
 
     def write_metadata(self, path: str | Path) -> Path:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(self.metadata(), fh, indent=2, default=_jsonable)
-            fh.write("\n")
-        os.replace(tmp, path)
-        return path
+        """The provenance sidecar (JSON), atomically."""
+        return write_json_atomic(path, self.metadata(), indent=2, default=_jsonable)
 
 
 def _finite(value: float) -> float | None:
     """A score for JSON/CSV: -inf (DSIR's too-short documents) and NaN become null."""
     value = float(value)
     return value if np.isfinite(value) else None
+
+
+def check_output_format(path: str | Path, kind: str) -> None:
+    """Fail before any work on an output path ``write`` (kind "records") or ``write_scores``
+    (kind "scores") would refuse for its extension."""
+    if kind == "records":
+        _suffix(Path(path), RECORD_FORMATS, "--out")
+    else:
+        _suffix(Path(path), SCORE_FORMATS, "--scores-out")
 
 
 def _suffix(path: Path, allowed: tuple[str, ...], option: str) -> str:

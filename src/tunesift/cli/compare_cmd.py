@@ -14,6 +14,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         add_budget_options,
         add_engine_options,
         add_input_options,
+        add_overwrite_option,
         method_list,
     )
 
@@ -43,6 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--save", type=Path, metavar="FILE", help="also write the results (.json, .csv)")
+    add_overwrite_option(p)
     p.add_argument(
         "--cache-dir", type=Path, help="feature cache (default: $XDG_CACHE_HOME/tunesift)"
     )
@@ -52,8 +54,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from tunesift.cli.main import engine_from_args, parse_param
+    from tunesift.cli.main import engine_from_args, guard_outputs, input_paths, parse_param
     from tunesift.compare import compare, format_comparison
+    from tunesift.outputs import record_outputs
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods:
@@ -67,6 +70,10 @@ def run_compare(args: argparse.Namespace) -> int:
         params.setdefault(method.replace("_", "-"), {})[name] = value
     if not args.pool or not args.target:
         raise TunesiftError("compare reads texts: give --pool and --target files")
+    if args.save is not None:
+        if args.save.suffix.lower() not in (".json", ".csv"):
+            raise TunesiftError(f"--save must end with .json or .csv, got {args.save.name}")
+        guard_outputs(args, [("--save", args.save)], input_paths(args))
     result = compare(
         args.pool,
         args.target,
@@ -90,4 +97,5 @@ def run_compare(args: argparse.Namespace) -> int:
     print(format_comparison(result))
     if args.save:
         print(f"wrote {result.write(args.save)}")
+        record_outputs([args.save], command="tunesift compare")
     return 0

@@ -8,6 +8,8 @@ from pathlib import Path
 from tunesift.errors import TunesiftError
 
 TOP_LABELS = 10
+#: the files ``corpora build`` writes into its output folder
+BUILD_FILES = ("pool.jsonl", "target.jsonl", "heldout.jsonl", "build.json")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -27,6 +29,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "the rest heldout.jsonl) and write a pool of the other records, capped per source.",
     )
     b.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    b.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into a folder holding files tunesift did not write (replacing pool.jsonl, "
+        "target.jsonl, heldout.jsonl and build.json there)",
+    )
     b.add_argument(
         "--sources", metavar="A,B,C", help="comma-separated sources (default: all; see `list`)"
     )
@@ -71,10 +79,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_build(args: argparse.Namespace) -> int:
+    from tunesift.cli.main import guard_outputs
     from tunesift.corpora.build import DEFAULT_SOURCES, build_corpora
+    from tunesift.outputs import record_outputs
 
     if args.max_per_source < 0:
         raise TunesiftError(f"--max-per-source must be 0 (all) or more, got {args.max_per_source}")
+    written = [args.out / name for name in BUILD_FILES]
+    guard_outputs(args, [("--out", f) for f in written], [], folders=[("--out", args.out)])
     sources = (
         tuple(s.strip() for s in args.sources.split(",") if s.strip())
         if args.sources
@@ -89,6 +101,7 @@ def run_build(args: argparse.Namespace) -> int:
         seed=args.seed,
         min_chars=args.min_chars,
     )
+    record_outputs(written, command="tunesift corpora build")
     print(f"pool: {built.pool_count:,} records -> {built.pool_path}")
     for name, n in built.counts.items():
         labelled = sum(c for label, c in built.label_counts[name].items() if label)

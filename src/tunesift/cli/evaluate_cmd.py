@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,6 +11,8 @@ from tunesift.errors import TunesiftError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from tunesift.cli.main import add_overwrite_option
+
     p = sub.add_parser(
         "evaluate",
         help="pre-fine-tune on selections and measure the target (with a no-pre-fine-tuning baseline)",
@@ -41,12 +41,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     p.add_argument("--out", type=Path, help="write the full report as JSON")
+    add_overwrite_option(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=run_evaluate)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from tunesift.cli.main import guard_outputs
     from tunesift.evaluate.harness import evaluate, load_task, read_texts
+    from tunesift.outputs import record_outputs, write_json_atomic
 
     try:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
@@ -59,9 +62,21 @@ def run_evaluate(args: argparse.Namespace) -> int:
             raise TunesiftError(f"--selection takes NAME=FILE, got {spec!r}")
         if name in selections:
             raise TunesiftError(f"selection name {name!r} given twice")
-        selections[name] = read_texts([path], args.text_field)
+        selections[name] = [path]
     if args.mode == "fast" and not args.base:
         raise TunesiftError("fast mode needs --base: the corpus standing for pre-training")
+    if args.out is not None:
+        guard_outputs(
+            args,
+            [("--out", args.out)],
+            [
+                *((f"--selection {name}", paths[0]) for name, paths in selections.items()),
+                ("--task-train", args.task_train),
+                ("--task-test", args.task_test),
+                *(("--base", b) for b in args.base),
+            ],
+        )
+    selections = {name: read_texts(paths, args.text_field) for name, paths in selections.items()}
     task = load_task(
         args.task_train, args.task_test, text_field=args.text_field, label_field=args.label_field
     )
@@ -77,9 +92,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     report.environment["command"] = "tunesift " + " ".join(map(str, args.argv))
     print(report.table())
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_name(args.out.name + ".tmp")
-        tmp.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
-        os.replace(tmp, args.out)
+        write_json_atomic(args.out, report.to_dict(), indent=2)
+        record_outputs([args.out], command="tunesift evaluate")
         print(f"wrote {args.out}")
     return 0

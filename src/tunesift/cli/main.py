@@ -178,15 +178,65 @@ def _add_select(sub: argparse._SubParsersAction) -> None:
     out.add_argument(
         "--cache-dir", type=Path, help="feature cache (default: $XDG_CACHE_HOME/tunesift)"
     )
+    add_overwrite_option(out)
     out.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     add_engine_options(p)
     p.set_defaults(func=run_select)
 
 
+def add_overwrite_option(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--overwrite``: replace existing outputs that tunesift did not write (see outputs.py)."""
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing output files even when tunesift did not write them (an output "
+        "that is also an input is always refused)",
+    )
+
+
+def guard_outputs(
+    args: argparse.Namespace,
+    files: list[tuple[str, Any]],
+    inputs: list[tuple[str, Any]],
+    folders: list[tuple[str, Any]] | None = None,
+) -> None:
+    """Refuse, before any work, outputs that are inputs or files tunesift did not write."""
+    from tunesift.outputs import check_outputs
+
+    check_outputs(
+        files=files,
+        folders=folders or [],
+        inputs=inputs,
+        overwrite=bool(getattr(args, "overwrite", False)),
+        command=f"tunesift {args.command}",
+    )
+
+
+def input_paths(args: argparse.Namespace) -> list[tuple[str, Any]]:
+    """``(flag, path)`` of every input file of ``add_input_options``."""
+    return [
+        *(("--pool", p) for p in args.pool),
+        *(("--target", p) for p in args.target),
+        ("--pool-features", args.pool_features),
+        ("--target-features", args.target_features),
+    ]
+
+
 def run_select(args: argparse.Namespace) -> int:
     from tunesift.api import select
+    from tunesift.outputs import record_outputs
     from tunesift.report.summary import format_summary
+    from tunesift.selection import check_output_format
 
+    check_output_format(args.out, "records")
+    if args.scores_out:
+        check_output_format(args.scores_out, "scores")
+    sidecar = Path(str(args.out) + ".meta.json")
+    guard_outputs(
+        args,
+        [("--out", args.out), ("--scores-out", args.scores_out), ("--out's sidecar", sidecar)],
+        input_paths(args),
+    )
     params = dict(parse_param(t) for t in args.param)
     if args.epsilon is not None:
         params["epsilon"] = args.epsilon
@@ -220,7 +270,8 @@ def run_select(args: argparse.Namespace) -> int:
     if args.scores_out:
         outputs.append(str(selection.write_scores(args.scores_out)))
     selection.info["command"] = "tunesift " + " ".join(map(str, args.argv))
-    outputs.append(str(selection.write_metadata(Path(str(args.out) + ".meta.json"))))
+    outputs.append(str(selection.write_metadata(sidecar)))
+    record_outputs(outputs, command="tunesift select")
     print(format_summary(selection, group_by=args.group_by, outputs=outputs))
     return 0
 

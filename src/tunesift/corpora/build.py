@@ -16,9 +16,7 @@ and the source name (so adding a source does not change another's sample); cap a
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import os
 import random
 import subprocess
 import time
@@ -39,6 +37,7 @@ from tunesift.corpora import (
     wordnet,
 )
 from tunesift.errors import TunesiftError
+from tunesift.outputs import write_json_atomic, write_jsonl_atomic
 
 log = logging.getLogger(__name__)
 Record = dict[str, str]
@@ -161,17 +160,11 @@ class CorpusBuild:
 
 
 def _write_jsonl(path: Path, rows: Iterable[Record]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-        for r in rows:
-            fh.write(json.dumps({k: r[k] for k in FIELDS}, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    write_jsonl_atomic(path, ({k: r[k] for k in FIELDS} for r in rows))
 
 
 def _write_json(path: Path, obj: object) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_json_atomic(path, obj, indent=1, ensure_ascii=False)
 
 
 def package_versions(packages: Iterable[str]) -> dict[str, str]:
