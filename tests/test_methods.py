@@ -13,7 +13,6 @@ from tunesift.methods import METHODS, make_method
 from tunesift.methods.base import PoolInfo, gumbel_order, interleave
 from tunesift.methods.budget import Budget, fill
 from tunesift.methods.d4 import semdedup_cluster
-from tunesift.methods.rds import round_robin
 
 
 def run(name, pool, target, info, budget, **params):
@@ -59,17 +58,10 @@ def test_rds_round_robin_gives_each_target_task_its_turn():
     # task A has many queries close to its cluster, task B few: plain max-ranking would favour A
     target = np.vstack([a[:40] + 0.01, b[:5] + 0.01]).astype(np.float32)
     info = PoolInfo(
-        size=600, features=pool, target_sources=np.r_[np.zeros(40, int), np.ones(5, int)], need=100
+        size=600, features=pool, target_sources=np.r_[np.zeros(40, int), np.ones(5, int)]
     )
     _, sel = run("rds", pool, target, info, Budget(docs=100))
     assert (sel < 300).sum() == 50 and (sel >= 300).sum() == 50
-
-
-def test_round_robin_each_column_takes_its_best_untaken_row():
-    lists = np.array([[0, 1, 2, 3], [0, 2, 1, 3]])
-    assert round_robin(lists, 4, exhaustive=True).tolist() == [0, 2, 1, 3]
-    # a column that runs out of a non-exhaustive list stops the walk (the caller deepens it)
-    assert round_robin(np.array([[0, 1], [0, 1]]), 4, exhaustive=False).tolist() == [0, 1]
 
 
 def test_rds_deepens_its_lists_when_queries_share_neighbours():
@@ -77,7 +69,7 @@ def test_rds_deepens_its_lists_when_queries_share_neighbours():
     rng = np.random.default_rng(2)
     pool = rng.normal(size=(500, 4)).astype(np.float32)
     target = np.repeat(pool[:1], 20, axis=0) + 1e-4
-    info = PoolInfo(size=500, features=pool, need=200)
+    info = PoolInfo(size=500, features=pool)
     _, sel = run("rds", pool, target, info, Budget(docs=200))
     assert len(np.unique(sel)) == 200
 

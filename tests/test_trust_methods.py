@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from tunesift.ot.sinkhorn import c_transform, estimate_cost_scale, sinkhorn
 
@@ -36,3 +37,140 @@ def test_d2_sinkhorn_stopped_early_returns_g_as_c_transform_of_f():
         np.testing.assert_allclose(res.g, g, rtol=0, atol=1e-5 * np.abs(g).max())
         dual = _dual_value(res.f, res.g, x, y, eps)
         assert abs(res.cost - dual) <= 1e-4 * max(1.0, abs(dual))
+
+
+# --- D3: RDS+ is the official round-robin for every prefix a budget walk can take ------------
+
+
+def _official_round_robin(sims, output_size, domains=None, cap=None):
+    """A small transcription of the official loop (hamishivi/automated-instruction-selection,
+    minimal_multitask/get_top_influences.py, its round-robin over test points): each column pops
+    its best remaining row; a row already saved costs the column its turn; with a domain cap, the
+    column first pops rows whose domain is full. Stops at ``output_size`` as its "min" loop does."""
+    n_cols, n = sims.shape
+    lists = [sorted(range(n), key=lambda i, c=c: sims[c, i], reverse=True) for c in range(n_cols)]
+    saved, seen, counts = [], set(), {}
+    while len(saved) < output_size:
+        for c in range(n_cols):
+            if cap is not None:
+                while counts.get(domains[lists[c][0]], 0) >= cap:
+                    lists[c].pop(0)
+            inst = lists[c].pop(0)
+            if inst in seen:
+                continue
+            seen.add(inst)
+            saved.append(inst)
+            if cap is not None:
+                counts[domains[inst]] = counts.get(domains[inst], 0) + 1
+            if len(saved) >= output_size:
+                break
+    return saved
+
+
+def _rr_planted(seed=0):
+    """4 queries, two of them sharing one neighbourhood (so turns are lost); the rows near the
+    queries are short (4 words), the others long (60), as in the issue's token-budget case."""
+    rng = np.random.default_rng(seed)
+    q = rng.normal(size=(4, 8)) * 3
+    q[1] = q[0] + rng.normal(size=8) * 0.3
+    near = np.vstack([c + rng.normal(size=(25, 8)) * 0.8 for c in q])
+    far = rng.normal(size=(200, 8)) * 3
+    pool = np.vstack([near, far]).astype(np.float32)
+    target = q.astype(np.float32)
+    lengths = np.r_[np.full(100, 4), np.full(200, 60)]
+    sources = rng.integers(0, 3, size=len(pool))
+    return pool, target, lengths, sources
+
+
+def _cosines(pool, target):
+    p = pool / np.linalg.norm(pool, axis=1, keepdims=True)
+    t = target / np.linalg.norm(target, axis=1, keepdims=True)
+    return t.astype(np.float64) @ p.T.astype(np.float64)
+
+
+def test_d3_rds_order_is_the_official_round_robin_over_the_whole_pool():
+    from tunesift.methods import make_method
+    from tunesift.methods.base import PoolInfo
+
+    pool, target, _, _ = _rr_planted()
+    m = make_method("rds").fit(pool, target)
+    order = m.order(m.score(pool), PoolInfo(size=len(pool), features=pool))
+    assert order.tolist() == _official_round_robin(_cosines(pool, target), len(pool))
+    # several target tasks: a task's score is the max over its queries; tasks take turns
+    tasks = np.array([0, 0, 1, 1])
+    sims = _cosines(pool, target)
+    by_task = np.stack([sims[tasks == t].max(axis=0) for t in (0, 1)])
+    info = PoolInfo(size=len(pool), features=pool, target_sources=tasks)
+    assert m.order(m.score(pool), info).tolist() == _official_round_robin(by_task, len(pool))
+
+
+def test_d3_rds_whole_pool_order_when_pass_1_leaves_rows_uncovered(monkeypatch):
+    """Shallow first pass (depth 2): most rows get their turn from the counting pass; exact
+    duplicate rows tie and go to the lower row, as the official ``sorted`` does."""
+    from tunesift.methods import make_method, rds
+    from tunesift.methods.base import PoolInfo
+
+    monkeypatch.setattr(rds, "_DEPTH_PER_SHARE", 0)
+    monkeypatch.setattr(rds, "_MIN_DEPTH", 2)
+    monkeypatch.setattr(rds, "_COLUMN_BLOCK_ENTRIES", 600)  # two columns per block
+    pool, target, _, _ = _rr_planted(seed=3)
+    pool[150] = pool[7]
+    pool[299] = pool[7]
+    m = make_method("rds").fit(pool, target)
+    order = m.order(m.score(pool), PoolInfo(size=len(pool), features=pool))
+    assert order.tolist() == _official_round_robin(_cosines(pool, target), len(pool))
+
+
+def _write_rr_files(tmp_path, pool, target, lengths, sources):
+    import json
+
+    with open(tmp_path / "pool.jsonl", "w") as fh:
+        for i, (n, s) in enumerate(zip(lengths, sources, strict=True)):
+            fh.write(
+                json.dumps({"id": str(i), "text": " ".join(["w"] * int(n)), "source": f"s{s}"})
+            )
+            fh.write("\n")
+    with open(tmp_path / "target.jsonl", "w") as fh:
+        for i in range(len(target)):
+            fh.write(json.dumps({"id": f"t{i}", "text": "query", "source": "t"}) + "\n")
+    np.save(tmp_path / "pool.npy", pool)
+    np.save(tmp_path / "target.npy", target)
+
+
+def test_d3_rds_token_budget_and_caps_match_the_official_loop(tmp_path):
+    import tunesift
+    from tunesift.methods import make_method
+    from tunesift.methods.base import PoolInfo
+    from tunesift.methods.budget import Budget, fill
+
+    pool, target, lengths, sources = _rr_planted()
+    _write_rr_files(tmp_path, pool, target, lengths, sources)
+    common = dict(
+        pool=tmp_path / "pool.jsonl",
+        target=tmp_path / "target.jsonl",
+        pool_features=tmp_path / "pool.npy",
+        target_features=tmp_path / "target.npy",
+        method="rds",
+        cache_dir=tmp_path / "cache",
+        source_field="source",
+    )
+    sims = _cosines(pool, target)
+    full = _official_round_robin(sims, len(pool))
+    m = make_method("rds").fit(pool, target)
+    whole = m.order(m.score(pool), PoolInfo(size=len(pool), features=pool)).tolist()
+    for budget_tokens in (400, 1000):
+        sel = tunesift.select(budget_tokens=budget_tokens, **common)
+        # whatever the turn rule, the walk must follow the method's order over the whole pool
+        assert (
+            sel.indices.tolist()
+            == fill(whole, Budget(tokens=budget_tokens), lengths=lengths).tolist()
+        )
+        walk, used = [], 0  # the token walk over the official order: skip what overflows
+        for row in full:
+            if used + lengths[row] <= budget_tokens:
+                walk.append(row)
+                used += lengths[row]
+        assert sel.indices.tolist() == walk
+    for cap, k in ((10, 30), (20, 60)):
+        sel = tunesift.select(budget=k, max_per_source=cap, **common)
+        assert sel.indices.tolist() == _official_round_robin(sims, k, sources, cap)

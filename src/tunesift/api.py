@@ -326,7 +326,7 @@ def run_method(
             f"budget {budget.docs} is larger than the pool ({prep.pool_size} records)",
             ", ".join(map(str, where)),
         )
-    info = dataclasses.replace(prep.info, need=_need(budget, prep))
+    info = dataclasses.replace(prep.info, max_per_source=budget.max_per_source)
 
     t0 = time.perf_counter()
     m.fit(fit_pool, fit_target)
@@ -385,20 +385,6 @@ def run_method(
             "engine": eng.name,
         },
     )
-
-
-def _need(budget: Budget, prep: Prepared) -> int:
-    """How deep the order must be exact: the doc budget, or tokens / mean length, with margin."""
-    if budget.docs is not None:
-        n = budget.docs
-    else:
-        mean_len = (
-            float(prep.lengths.mean()) if prep.lengths is not None and len(prep.lengths) else 1.0
-        )
-        n = int(budget.tokens / max(mean_len, 1.0)) + 1  # type: ignore[operator]
-    if budget.max_per_source is not None:
-        n *= 2  # caps skip rows: look deeper
-    return min(prep.pool_size, n)
 
 
 def select(

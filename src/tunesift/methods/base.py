@@ -39,8 +39,8 @@ class PoolInfo:
     columns: dict[str, np.ndarray] = field(default_factory=dict)
     #: target rows' source codes (several target tasks), or None
     target_sources: np.ndarray | None = None
-    #: how many rows the budget will likely take: orders may be exact only that deep
-    need: int | None = None
+    #: the budget's per-source cap, for orders whose rule depends on it (RDS+'s domain cap)
+    max_per_source: int | None = None
 
 
 class Method(ABC):
