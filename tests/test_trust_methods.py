@@ -174,3 +174,56 @@ def test_d3_rds_token_budget_and_caps_match_the_official_loop(tmp_path):
     for cap, k in ((10, 30), (20, 60)):
         sel = tunesift.select(budget=k, max_per_source=cap, **common)
         assert sel.indices.tolist() == _official_round_robin(sims, k, sources, cap)
+
+
+# --- D4: CCS prunes the hardest rows by an explicit direction ---------------------------------
+
+
+def _ccs_order(pool, target, info, **params):
+    from tunesift.methods import make_method
+
+    m = make_method("ccs", **params).fit(pool, target)
+    return m.order(m.score(pool), info)
+
+
+def test_d4_ccs_over_a_method_score_prunes_the_least_relevant():
+    """The issue's case: 900 of 1,000 at beta=0.1 must keep the 100 most similar to the target."""
+    from tunesift.methods.base import PoolInfo
+    from tunesift.methods.budget import Budget, fill
+
+    rng = np.random.default_rng(5)
+    target = rng.normal(size=(20, 16)).astype(np.float32)
+    pool = rng.normal(size=(1000, 16)).astype(np.float32)
+    pool[:100] = target[rng.integers(0, 20, 100)] + 0.05 * rng.normal(size=(100, 16))
+    info = PoolInfo(size=1000, features=pool)
+    cos = _cosines(pool, target).max(axis=0)
+    most_similar = np.argsort(-cos)[:100]
+    sel = fill(_ccs_order(pool, target, info, score_by="rds", beta=0.1), Budget(docs=900))
+    assert np.isin(most_similar, sel).all()
+    assert not np.isin(np.argsort(cos)[:100], sel).any()  # the 100 least similar are pruned
+    # GOT-D's potentials (lower = closer) are oriented the same way before pruning
+    sel = fill(_ccs_order(pool, target, info, score_by="gotd", beta=0.1), Budget(docs=900))
+    assert np.isin(np.arange(100), sel).mean() >= 0.99
+    # asking for the other end prunes the most relevant, as told
+    sel = fill(
+        _ccs_order(pool, target, info, score_by="rds", beta=0.1, hard="high"), Budget(docs=900)
+    )
+    assert not np.isin(most_similar, sel).any()
+
+
+def test_d4_ccs_record_field_direction_is_explicit():
+    from tunesift.errors import TunesiftError
+    from tunesift.methods.base import PoolInfo
+    from tunesift.methods.budget import Budget, fill
+
+    n = 1000
+    score = np.random.default_rng(6).permutation(n).astype(float)
+    x = np.zeros((n, 1), np.float32)
+    info = PoolInfo(size=n, features=x, columns={"d": score})
+    for hard, pruned in (("auto", score >= 900), ("high", score >= 900), ("low", score < 100)):
+        sel = fill(
+            _ccs_order(x, x[:1], info, score_by="field:d", beta=0.1, hard=hard), Budget(docs=900)
+        )
+        assert set(sel.tolist()) == set(np.flatnonzero(~pruned).tolist())
+    with pytest.raises(TunesiftError, match="hard must be"):
+        _ccs_order(x, x[:1], info, score_by="field:d", hard="hardest")
