@@ -212,7 +212,7 @@ def test_bench_resumes_in_its_own_folder(tmp_path, capsys, monkeypatch):
     def fake_run_bench(preset, out, **kwargs):
         calls.append(out)
         write_text_atomic(out / "results.md", "| table |\n")
-        return {"rows": [], "seconds": 0.0}
+        return {"rows": [], "seconds": 0.0, "executed": 0, "reused": 0}
 
     monkeypatch.setattr(bench, "run_bench", fake_run_bench)
     out = tmp_path / "bench"
@@ -222,9 +222,10 @@ def test_bench_resumes_in_its_own_folder(tmp_path, capsys, monkeypatch):
 
 
 def test_tasks_refuses_a_model_file_it_would_overwrite(tmp_path, capsys, monkeypatch):
-    import tunesift.cli.tasks_cmd as tasks_cmd
+    import tunesift.tasks
 
-    monkeypatch.setattr(tasks_cmd, "_model", _no_work)
+    monkeypatch.setattr(tunesift.tasks, "select_tasks", _no_work)
+    monkeypatch.setattr(tunesift.tasks, "validate", _no_work)
     data = tmp_path / "tasks"
     data.mkdir()
     for name in ("a", "b"):

@@ -51,6 +51,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     user.add_argument("--text-field", default="text")
     user.add_argument("--label-field", default="label")
     p.add_argument("--out", type=Path, default=Path("runs/bench"), help="output folder")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into an output folder holding files tunesift did not write")  # fmt: skip
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument(
         "--cache-dir", type=Path, help="feature cache (default: $XDG_CACHE_HOME/tunesift)"
@@ -60,9 +62,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_bench_cmd(args: argparse.Namespace) -> int:
+    from tunesift.cli.main import guard_outputs
     from tunesift.evaluate.bench import run_bench
 
     user, preset = _protocol(args)
+    inputs = [("--task-train", args.task_train), ("--task-test", args.task_test),
+              *(("--pool", p) for p in args.pool or ()),
+              *(("--task-unlabeled", p) for p in args.task_unlabeled)]  # fmt: skip
+    guard_outputs(args, [("--out", args.out / f"results.{x}") for x in ("csv", "json", "md")],
+                  [(f, p) for f, p in inputs if p is not None],
+                  folders=[("--out", args.out)])  # fmt: skip
     result = run_bench(
         preset,
         args.out,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -56,14 +55,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--out", type=Path, default=Path("runs/tasks"), help="output folder")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into an output folder holding files tunesift did not write")  # fmt: skip
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run_tasks_cmd)
 
 
 def run_tasks_cmd(args: argparse.Namespace) -> int:
+    from tunesift.cli.main import guard_outputs
+    from tunesift.outputs import write_json_atomic
     from tunesift.tasks import select_tasks, validate
     from tunesift.tasks.gradex import save_trainable
 
+    guard_outputs(
+        args,
+        [("--out", args.out / name) for name in
+         ("selection.json", "validation.json", "model.pt")],
+        [*(("--tasks", t) for t in args.tasks), ("--target", args.target),
+         ("--target-test", args.target_test), ("--model", args.model)],
+        folders=[("--out", args.out)],
+    )  # fmt: skip
     say = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     common: dict[str, Any] = dict(
         model=args.model, lora_r=args.lora_r, projection_dim=args.projection_dim,
@@ -80,9 +91,7 @@ def run_tasks_cmd(args: argparse.Namespace) -> int:
         val = checked.validation
         report: dict[str, Any] = {"command": command, **checked.report}
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "validation.json").write_text(
-            json.dumps(report, indent=1, default=float) + "\n"
-        )
+        write_json_atomic(args.out / "validation.json", report, indent=1, default=float)
         print(f"{len(val.subsets)} held-out subsets, lambda {val.lam:.4g}")
         print("| predictor | relative error | Spearman |")
         print("|---|---|---|")
@@ -99,7 +108,7 @@ def run_tasks_cmd(args: argparse.Namespace) -> int:
     report = {"command": command, **result.report}
     args.out.mkdir(parents=True, exist_ok=True)
     save_trainable(result.model, args.out / "model.pt")
-    (args.out / "selection.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
+    write_json_atomic(args.out / "selection.json", report, indent=1, default=float)
     print("| task | chosen | ensemble score (lower is better) | OLS coefficient |")
     print("|---|---|---|---|")
     for n in result.names:

@@ -37,7 +37,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 import random
 import statistics
 import time
@@ -58,6 +57,7 @@ from tunesift.evaluate.stats import Interval, mean_difference, perplexity_differ
 from tunesift.evaluate.task import LabeledTask
 from tunesift.methods import METHODS
 from tunesift.methods.budget import Budget
+from tunesift.outputs import write_text_atomic
 
 ORACLE = "oracle"
 RANDOM = "random"
@@ -341,12 +341,8 @@ def build_user_task(user: UserTask) -> tuple[BenchTask, list[dict[str, str]], in
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    # the one writer of every output (unique temp name, removed on failure, folder fsynced)
+    write_text_atomic(path, text)
 
 
 def _write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
