@@ -247,7 +247,9 @@ def train_steps(
                 tensors = tuple(t.to(device) for t in tensors)
             loss = loss_of(model, *tensors)
             if not torch.isfinite(loss):
-                raise TunesiftError(f"{desc}: the loss became {float(loss)}; lower the rate")
+                raise TunesiftError(
+                    f"{desc}: the loss became {float(loss.detach())}; lower the rate"
+                )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), optim.max_grad_norm)
