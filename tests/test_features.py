@@ -78,9 +78,12 @@ def test_crash_then_resume_encodes_only_missing_shards(tmp_path):
         featurize(FakeCorpus(TEXTS), crashing, cache_dir=tmp_path / "c", shard_size=10)
     root = tmp_path / "c" / "features" / cache_key("counting-v1|float16", "fp")
     assert sorted(p.name for p in root.iterdir()) == [
+        ".lock",
         "layout.json",
         "shard-00000.npy",
+        "shard-00000.npy.sum",
         "shard-00001.npy",
+        "shard-00001.npy.sum",
     ]
     resumed = CountingFeaturizer()
     out = featurize(FakeCorpus(TEXTS), resumed, cache_dir=tmp_path / "c", shard_size=10)

@@ -1,23 +1,39 @@
-"""The feature cache: shards written atomically, so an interrupted run resumes where it stopped.
+"""The feature cache: checksummed shards written atomically, so a killed run resumes where it stopped.
 
 Layout: ``<cache>/features/<key>/shard-00000.npy ... manifest.json``, where ``key`` hashes the
-featurizer id and the corpus fingerprint. Each shard holds exactly ``shard_size`` rows (the last
-fewer) and is written to a temporary file then renamed, so a crash loses at most the shard being
-embedded. The manifest is written last; with it present, a rerun only reads the shards.
+store format, the featurizer id (name, model version, parameters), the storage dtype and the
+corpus fingerprint (reading options, each file's path, size and mtime). Each shard holds exactly
+``shard_size`` rows (the last fewer) and is written to a temporary file, fsynced and renamed; a
+sidecar ``shard-00000.npy.sum`` (rows, bytes, CRC-32) follows it the same way. A shard counts as
+done only when its sidecar is there and its bytes match it, so a kill loses at most the shard in
+flight, and a truncated, resized or bit-flipped shard is recomputed, never read. The manifest is
+written last and repeats the featurizer id and fingerprint, which are checked on every read.
 
 ``layout.json``, written before the first shard, pins the shard size of a partial run: a resume
 with another ``shard_size`` would otherwise take an old shard that merely has the right row count
 (rows 10-19 as the second shard of 20-row shards) for the wrong rows. A resume adopts the stored
-size instead. Temporary files carry the process id, so two runs racing on one key never rename
-each other's half-written file into place.
+size instead.
+
+Two processes sharing a cache folder: everything that writes into a key's folder holds an
+exclusive ``fcntl`` lock on its ``.lock`` file, so the second waits, then finds the first one's
+shards. The kernel drops the lock when its holder dies, even by ``kill -9``; temporary files
+a killed holder left are removed by the next holder. (fcntl locks need a local or lock-aware file
+system; on NFS without lockd, give each process its own cache folder.)
+
+``ShardStore`` is the same machinery for any per-shard array: ``api`` keeps the score shards of
+a long scoring run in it, keyed by the features and the fitted method (``score_cache_key``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import fcntl
 import hashlib
 import json
 import logging
 import os
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,6 +50,14 @@ logger = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 LAYOUT = "layout.json"
+LOCK = ".lock"
+#: Part of every cache key: bump it when the on-disk layout changes, so no older cache is read.
+#: 2: per-shard checksum sidecars, manifests checked against the featurizer and the corpus.
+STORE_FORMAT = 2
+#: Rows per feature shard when neither the caller nor the featurizer says (env:
+#: ``TUNESIFT_FEATURE_SHARD_ROWS``, which wins over both: tests use it to get many shards).
+DEFAULT_SHARD_ROWS = 4096
+SHARD_ROWS_ENV = "TUNESIFT_FEATURE_SHARD_ROWS"
 
 
 class _Corpus(Protocol):
@@ -49,24 +73,64 @@ def default_cache_dir() -> Path:
 
 def cache_key(featurizer_id: str, fingerprint: str) -> str:
     """The cache folder name: any change to the featurizer id or the corpus gives a new folder."""
-    return hashlib.sha256(f"{featurizer_id}\0{fingerprint}".encode()).hexdigest()[:20]
+    return hashlib.sha256(
+        f"store{STORE_FORMAT}\0{featurizer_id}\0{fingerprint}".encode()
+    ).hexdigest()[:20]
+
+
+def env_rows(name: str) -> int | None:
+    """A positive row count from the environment variable ``name``, or None when unset."""
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        rows = int(raw)
+    except ValueError:
+        rows = 0
+    if rows < 1:
+        raise TunesiftError(f"{name} must be a positive number of rows, got {raw!r}")
+    return rows
+
+
+# ---- atomic, checksummed files -------------------------------------------------------------------
 
 
 def _tmp_path(path: Path) -> Path:
+    # the process id keeps two writers (a lock-less reader's rebuild, an old version) apart
     return path.with_name(f"{path.name}.{os.getpid()}.tmp")
 
 
-def _save_atomic(path: Path, array: np.ndarray) -> None:
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_bytes_atomic(path: Path, write: Any) -> None:
+    """``write(fh)`` into a temporary file beside ``path``, fsync, rename over ``path``."""
     tmp = _tmp_path(path)
-    with open(tmp, "wb") as fh:
-        np.save(fh, array)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
 
 
 def _write_json_atomic(path: Path, obj: dict[str, Any]) -> None:
-    tmp = _tmp_path(path)
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
+    data = json.dumps(obj, indent=1).encode()
+    _write_bytes_atomic(path, lambda fh: fh.write(data))
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -78,20 +142,108 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return obj if isinstance(obj, dict) else None
 
 
-def _manifest_ok(root: Path, meta: dict[str, Any]) -> bool:
-    """Every shard the manifest lists is there with its row count (reads only .npy headers)."""
+def file_crc32(path: Path) -> int:
+    """CRC-32 of a file's bytes (1.5 GB/s: cheap next to reading the features to score them)."""
+    crc = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 22):
+            crc = zlib.crc32(chunk, crc)
+    return crc
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """Hold the exclusive lock of ``folder`` (its ``.lock`` file); wait for another holder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        return all(_shard_ok(root / s["file"], int(s["rows"])) for s in meta["shards"])
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            logger.warning("waiting for another tunesift process writing %s", folder)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        # whatever a killed holder left half-written is ours to clear now
+        for tmp in folder.glob("*.tmp"):
+            tmp.unlink(missing_ok=True)
+        yield
+    finally:
+        os.close(fd)  # closing drops the lock
+
+
+class ShardStore:
+    """Numbered ``.npy`` shards in one folder, each with a checksum sidecar; see the module doc.
+
+    Use it under ``folder_lock(root)``. ``valid(k, rows)`` is the sidecar's entry when shard ``k``
+    is complete (the rows expected, the bytes and CRC-32 recorded), else None; ``put`` writes a
+    shard then its sidecar, both atomically; ``computed`` and ``reused`` count this process's work,
+    for the log line that says how much a resume saved.
+    """
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.computed = 0
+        self.reused = 0
+
+    def path(self, k: int) -> Path:
+        return self.root / f"shard-{k:05d}.npy"
+
+    def valid(self, k: int, rows: int | None = None) -> dict[str, Any] | None:
+        path = self.path(k)
+        entry = _read_json(path.with_name(path.name + ".sum"))
+        if entry is None:
+            return None
+        try:
+            if rows is not None and int(entry["rows"]) != rows:
+                return None
+            if path.stat().st_size != int(entry["bytes"]):
+                return None
+            if file_crc32(path) != int(entry["crc32"]):
+                logger.warning("%s fails its checksum: computing it again", path)
+                return None
+        except (OSError, KeyError, TypeError, ValueError):
+            return None
+        return {"file": path.name, **entry}
+
+    def put(self, k: int, array: np.ndarray) -> dict[str, Any]:
+        path = self.path(k)
+        _write_bytes_atomic(path, lambda fh: np.save(fh, array, allow_pickle=False))
+        entry = {"rows": int(len(array)), "bytes": path.stat().st_size, "crc32": file_crc32(path)}
+        _write_json_atomic(path.with_name(path.name + ".sum"), entry)
+        self.computed += 1
+        return {"file": path.name, **entry}
+
+    def load(self, k: int) -> np.ndarray:
+        return np.load(self.path(k), mmap_mode="r", allow_pickle=False)
+
+    def write_json(self, name: str, obj: dict[str, Any]) -> None:
+        """A JSON file beside the shards, written atomically (e.g. what marks them complete)."""
+        _write_json_atomic(self.root / name, obj)
+
+    def read_json(self, name: str) -> dict[str, Any] | None:
+        """That file's object, or None when it is missing or torn."""
+        return _read_json(self.root / name)
+
+
+def _manifest_ok(
+    store: ShardStore, meta: dict[str, Any], featurizer_id: str, fingerprint: str
+) -> bool:
+    """The manifest names this featurizer and corpus, and every shard it lists checks out."""
+    try:
+        if meta.get("format") != STORE_FORMAT:
+            return False
+        written_for = f"{meta['featurizer']}|{meta['dtype']}"
+        if written_for != featurizer_id or meta["fingerprint"] != fingerprint:
+            logger.warning(
+                "feature cache %s was written for another featurizer or input: not reused",
+                store.root,
+            )
+            return False
+        for k, s in enumerate(meta["shards"]):
+            entry = store.valid(k, int(s["rows"]))
+            if entry is None or entry["crc32"] != s["crc32"] or s["file"] != entry["file"]:
+                return False
+        return True
     except (KeyError, TypeError, ValueError):
-        return False
-
-
-def _shard_ok(path: Path, rows: int) -> bool:
-    if not path.exists():
-        return False
-    try:
-        return np.load(path, mmap_mode="r").shape[0] == rows
-    except (ValueError, OSError):
         return False
 
 
@@ -168,8 +320,9 @@ def featurize(
 ) -> FeatureMatrix | np.ndarray:
     """Features of every good record of ``corpus``, (n, dim) float32, from the cache when there.
 
-    ``shard_size`` defaults to 4,096 rows, or the featurizer's ``piece_size`` when larger;
-    ``batch_size`` to the featurizer's own ``batch_size`` (else 64).
+    ``shard_size`` defaults to 4,096 rows, or the featurizer's ``piece_size`` when larger
+    (``TUNESIFT_FEATURE_SHARD_ROWS`` overrides both); ``batch_size`` to the featurizer's own
+    ``batch_size`` (else 64).
     Shards are stored as ``dtype`` (float16 by default: half the disk and page cache; features are
     computed and read as float32) and returned memory-mapped as a ``FeatureMatrix``.
     ``engine`` embeds the missing shards (default: here, one after the other; ``RayEngine``: as
@@ -181,28 +334,74 @@ def featurize(
         batch_size = int(getattr(featurizer, "batch_size", 64))
     if dtype not in ("float16", "float32"):
         raise TunesiftError(f"feature dtype must be float16 or float32, got {dtype!r}")
+    shard_size = env_rows(SHARD_ROWS_ENV) or shard_size
     if shard_size is None:
-        shard_size = max(4096, getattr(featurizer, "piece_size", None) or 0)
-    key = cache_key(f"{featurizer.id}|{dtype}", corpus.fingerprint())
-    root = Path(cache_dir) / "features" / key
+        shard_size = max(DEFAULT_SHARD_ROWS, getattr(featurizer, "piece_size", None) or 0)
+    featurizer_id = f"{featurizer.id}|{dtype}"
+    fingerprint = corpus.fingerprint()
+    root = Path(cache_dir) / "features" / cache_key(featurizer_id, fingerprint)
+    store = ShardStore(root)
     manifest = root / MANIFEST
     meta = _read_json(manifest)
-    if meta is not None and _manifest_ok(root, meta):
+    # a complete cache is read without the lock: its files are only ever replaced whole
+    if meta is not None and _manifest_ok(store, meta, featurizer_id, fingerprint):
         logger.info("features from cache %s (%d rows)", root, meta["n"])
         return _load(root, meta)
-    if manifest.exists():
-        logger.warning(
-            "feature cache %s is incomplete or damaged: rebuilding what is missing", root
-        )
-        manifest.unlink(missing_ok=True)
-    root.mkdir(parents=True, exist_ok=True)
-    stored = (_read_json(root / LAYOUT) or {}).get("shard_size")
-    if isinstance(stored, int) and stored > 0:
+    with folder_lock(root):
+        meta = _read_json(manifest)  # another process may have finished while we waited
+        if meta is not None and _manifest_ok(store, meta, featurizer_id, fingerprint):
+            logger.info("features from cache %s (%d rows)", root, meta["n"])
+            return _load(root, meta)
+        if manifest.exists():
+            logger.warning(
+                "feature cache %s is incomplete or damaged: rebuilding what is missing", root
+            )
+            manifest.unlink(missing_ok=True)
+        meta = _build(
+            corpus, featurizer, store, featurizer_id, fingerprint, shard_size, batch_size,
+            show_progress, desc, dtype, runner,
+        )  # fmt: skip
+        return _load(root, meta)
+
+
+def _build(
+    corpus: _Corpus,
+    featurizer: Featurizer,
+    store: ShardStore,
+    featurizer_id: str,
+    fingerprint: str,
+    shard_size: int,
+    batch_size: int,
+    show_progress: bool,
+    desc: str,
+    dtype: str,
+    runner: Engine,
+) -> dict[str, Any]:
+    """Embed the shards not on disk yet, then write the manifest (holding the folder's lock)."""
+    root = store.root
+    layout = _read_json(root / LAYOUT) or {}
+    stored = layout.get("shard_size")
+    if (
+        isinstance(stored, int)
+        and stored > 0
+        and layout.get("featurizer") == featurizer_id
+        and layout.get("fingerprint") == fingerprint
+    ):
         if stored != shard_size:
             logger.info("resuming %s with its shard size %d (not %d)", root, stored, shard_size)
             shard_size = stored
     else:
-        _write_json_atomic(root / LAYOUT, {"shard_size": shard_size, "dtype": dtype})
+        for old in root.glob("shard-*"):  # another layout's or another input's: never reused
+            old.unlink()
+        _write_json_atomic(
+            root / LAYOUT,
+            {
+                "shard_size": shard_size,
+                "dtype": dtype,
+                "featurizer": featurizer_id,
+                "fingerprint": fingerprint,
+            },
+        )
     total = None
     count = getattr(corpus, "count", None)
     if callable(count):
@@ -215,10 +414,12 @@ def featurize(
     shards: list[dict[str, Any]] = []
 
     def missing() -> Iterator[tuple[int, list[str]]]:
-        # every shard is listed; those already on disk are skipped (a resume)
+        # every shard is listed; those already on disk and intact are skipped (a resume)
         for k, texts in enumerate(_text_chunks(corpus, shard_size)):
-            shards.append({"file": f"shard-{k:05d}.npy", "rows": len(texts)})
-            if _shard_ok(root / shards[-1]["file"], len(texts)):
+            entry = store.valid(k, len(texts))
+            shards.append(entry or {"file": store.path(k).name, "rows": len(texts)})
+            if entry is not None:
+                store.reused += 1
                 if bar is not None:
                     bar.update(len(texts))
             else:
@@ -229,25 +430,30 @@ def featurize(
     job = (featurizer, batch_size, bar if local else None)
     try:
         for k, vecs in runner.map(_encode_job, missing(), shared=job):
-            _save_atomic(root / f"shard-{k:05d}.npy", vecs.astype(dtype, copy=False))
+            shards[k] = store.put(k, vecs.astype(dtype, copy=False))
             if bar is not None and not local:
                 bar.update(len(vecs))
     finally:
         if bar is not None:
             bar.close()
+    logger.info(
+        "features %s: %d shards computed, %d reused from an earlier run",
+        root, store.computed, store.reused,
+    )  # fmt: skip
     dim = None
-    for s in shards:
-        path = root / s["file"]
-        width = int(np.load(path, mmap_mode="r").shape[1])
+    for k in range(len(shards)):
+        width = int(store.load(k).shape[1])
         if dim is not None and width != dim:
             raise TunesiftError(
-                f"featurizer {featurizer.id} gave {width}-d vectors after {dim}-d ones ({path})"
+                f"featurizer {featurizer.id} gave {width}-d vectors after {dim}-d ones "
+                f"({store.path(k)})"
             )
         dim = width
     n = sum(s["rows"] for s in shards)
     meta = {
+        "format": STORE_FORMAT,
         "featurizer": featurizer.id,
-        "fingerprint": corpus.fingerprint(),
+        "fingerprint": fingerprint,
         "n": n,
         "dim": dim if dim is not None else int(featurizer.dim),  # empty corpus: ask the model
         "dtype": dtype,
@@ -255,14 +461,22 @@ def featurize(
         "shards": shards,
         "tunesift_version": __version__,
     }
-    _write_json_atomic(manifest, meta)
-    return _load(root, meta)
+    _write_json_atomic(root / MANIFEST, meta)
+    return meta
 
 
 def _load(root: Path, meta: dict[str, Any]) -> FeatureMatrix | np.ndarray:
     if not meta["shards"]:
         return np.zeros((0, meta["dim"]), dtype=np.float32)
-    return FeatureMatrix([np.load(root / s["file"], mmap_mode="r") for s in meta["shards"]])
+    x = FeatureMatrix(
+        [np.load(root / s["file"], mmap_mode="r", allow_pickle=False) for s in meta["shards"]]
+    )
+    # what the score cache keys on: this featurizer on this input (the folder's key), and
+    # these exact bytes (the shards' checksums)
+    x.fingerprint = hashlib.sha256(  # type: ignore[attr-defined]
+        json.dumps([root.name, meta["fingerprint"], [s["crc32"] for s in meta["shards"]]]).encode()
+    ).hexdigest()
+    return x
 
 
 def load_features_npy(path: Path) -> FeatureMatrix | np.ndarray:
@@ -280,3 +494,101 @@ def load_features_npy(path: Path) -> FeatureMatrix | np.ndarray:
     if x.dtype != np.float32:
         return FeatureMatrix([x])  # float16/float64 on disk: read as float32, chunk by chunk
     return x
+
+
+# ---- score shards ---------------------------------------------------------------------------------
+
+
+def data_fingerprint(x: Any) -> str | None:
+    """A digest of the rows a method scores: the feature cache's own fingerprint (its folder key
+    and shard checksums), else the bytes of an in-memory array or list of texts; None when
+    ``x`` is neither (then nothing is cached for it)."""
+    fp = getattr(x, "fingerprint", None)
+    if isinstance(fp, str):
+        return fp
+    h = hashlib.sha256()
+    if isinstance(x, np.ndarray):
+        h.update(f"array {x.dtype.str} {x.shape}\0".encode())
+        for start in range(0, len(x), 65536):
+            h.update(np.ascontiguousarray(x[start : start + 65536]).tobytes())
+        return h.hexdigest()
+    if isinstance(x, list) and all(isinstance(t, str) for t in x):
+        h.update(f"texts {len(x)}\0".encode())
+        for t in x:
+            h.update(t.encode("utf-8", "surrogatepass"))
+            h.update(b"\0")
+        return h.hexdigest()
+    return None
+
+
+#: fields of a fitted state that measure the run, not what it computed (wall time)
+_VOLATILE_FIELDS = ("seconds",)
+
+
+def _digest_value(h: Any, value: Any) -> bool:
+    """Feed ``value`` into ``h`` unambiguously; False when it holds something we cannot hash."""
+    if value is None or isinstance(value, (bool, int, float, str, np.generic)):
+        h.update(f"{type(value).__name__}:{value!r};".encode())
+    elif isinstance(value, bytes):
+        h.update(f"bytes:{len(value)}:".encode() + value)
+    elif isinstance(value, np.ndarray):
+        if value.dtype == object:
+            return False
+        h.update(f"ndarray:{value.dtype.str}:{value.shape}:".encode())
+        h.update(np.ascontiguousarray(value).tobytes())
+    elif isinstance(value, (list, tuple)):
+        h.update(f"{type(value).__name__}:{len(value)}[".encode())
+        if not all(_digest_value(h, v) for v in value):
+            return False
+        h.update(b"]")
+    elif isinstance(value, dict):
+        h.update(f"dict:{len(value)}{{".encode())
+        for k in sorted(value, key=repr):
+            if not (_digest_value(h, k) and _digest_value(h, value[k])):
+                return False
+        h.update(b"}")
+    elif hasattr(value, "get_params"):  # a nested method (CCS scores with an inner one)
+        return _digest_value(h, method_identity(value))
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):  # a solver's result
+        fields = {
+            f.name: getattr(value, f.name)
+            for f in dataclasses.fields(value)
+            if f.name not in _VOLATILE_FIELDS
+        }
+        h.update(f"{type(value).__name__}:".encode())
+        return _digest_value(h, fields)
+    else:
+        return False
+    return True
+
+
+#: hyper-parameters that change how a method reports progress, never its scores
+_COSMETIC_PARAMS = ("progress", "show_progress")
+
+
+def method_identity(method: Any) -> dict[str, Any] | None:
+    """Name, hyper-parameters and fitted state (the trailing-underscore attributes, as the
+    Method contract keeps them) of a fitted method; what its scores are a function of."""
+    params = {k: v for k, v in method.get_params().items() if k not in _COSMETIC_PARAMS}
+    state = {k: v for k, v in vars(method).items() if k.endswith("_") and not k.startswith("_")}
+    h = hashlib.sha256()
+    if not (_digest_value(h, params) and _digest_value(h, state)):
+        return None
+    return {"method": type(method).__name__, "name": getattr(method, "name", ""),
+            "digest": h.hexdigest()}  # fmt: skip
+
+
+def score_cache_dir(cache_dir: Path, x: Any, method: Any, rows: int) -> Path | None:
+    """Where the score shards of fitted ``method`` on rows ``x`` in ``rows``-row shards are kept:
+    ``<cache>/scores/<key>``; None when ``x`` or the method's state cannot be fingerprinted."""
+    data = data_fingerprint(x)
+    ident = method_identity(method)
+    if data is None or ident is None:
+        return None
+    key = hashlib.sha256(
+        json.dumps(
+            {"store": STORE_FORMAT, "data": data, "rows": rows, "n": len(x), **ident},
+            sort_keys=True,
+        ).encode()
+    ).hexdigest()[:20]
+    return Path(cache_dir) / "scores" / key
