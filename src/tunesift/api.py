@@ -192,7 +192,9 @@ def prepare(
         on_bad=on_bad,
     )
     pool_corpus = _as_corpus(pool, **options)
-    target_corpus = _as_corpus(target, **options)
+    # a target's source matters only to multi-task RDS+: a target record without the pool's
+    # --source-field falls back to its own `source`, else its file name (README), not an error
+    target_corpus = _as_corpus(target, **options, source_fallback=True)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     want_texts = "texts" in needs
     if want_texts and (pool_corpus is None or target_corpus is None):

@@ -80,7 +80,10 @@ class Corpus:
     A record's ``index`` is its position among the good records of all files, in the order given;
     its ``source`` is ``record[source_field]``; without ``source_field``, the record's own
     ``source`` field when it has a non-empty one, else the file's name without its format
-    extensions (``wiki.jsonl.gz`` -> ``wiki``); its ``id`` is ``record[id_field]`` or
+    extensions (``wiki.jsonl.gz`` -> ``wiki``). A record lacking ``source_field`` (or holding
+    null there) is a bad record, unless ``source_fallback`` is set: then it falls back to the
+    rule without ``source_field`` (own ``source``, else file name), as a target does, whose source
+    only multi-task RDS+ reads. Its ``id`` is ``record[id_field]`` or
     ``<file name>:<line>``. Its text is ``record[text_field]``, or
     ``text_template.format_map(record)``. Every original field is kept, unchanged, in ``fields``.
 
@@ -101,6 +104,7 @@ class Corpus:
         text_template: str | None = None,
         on_bad: str = "error",
         format: str | None = None,
+        source_fallback: bool = False,
     ):
         if isinstance(paths, (str, Path)):
             paths = [paths]
@@ -114,6 +118,7 @@ class Corpus:
         self.text_field = text_field
         self.id_field = id_field
         self.source_field = source_field
+        self.source_fallback = source_fallback
         self.text_template = text_template
         self.on_bad = on_bad
         self.report = ReadReport()
@@ -139,6 +144,8 @@ class Corpus:
             "text_template": self.text_template,
             "formats": self.formats,
         }
+        if self.source_fallback:  # only when set, so that existing caches keep their keys
+            options["source_fallback"] = True
         h = hashlib.sha256(json.dumps(options, sort_keys=True).encode())
         for p in self.paths:
             files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
@@ -254,7 +261,12 @@ class Corpus:
                 return Problem(f"id field {self.id_field!r} is null")
             id_ = str(rec[self.id_field])
         source = None
-        if self.source_field is not None:
+        if self.source_field is not None and self.source_fallback:
+            if rec.get(self.source_field) not in (None, ""):
+                source = str(rec[self.source_field])
+            elif rec.get("source") not in (None, ""):
+                source = str(rec["source"])
+        elif self.source_field is not None:
             if self.source_field not in rec:
                 return Problem(f"missing source field {self.source_field!r}")
             if rec[self.source_field] is None:
