@@ -20,7 +20,15 @@ from tunesift.engine import Engine, get_engine
 from tunesift.errors import InputError, TunesiftError
 from tunesift.features.pca import PCA
 from tunesift.features.registry import get_featurizer
-from tunesift.features.store import default_cache_dir, featurize, load_features_npy
+from tunesift.features.store import (
+    ShardStore,
+    default_cache_dir,
+    env_rows,
+    featurize,
+    folder_lock,
+    load_features_npy,
+    score_cache_dir,
+)
 from tunesift.methods import Method, make_method
 from tunesift.methods.base import PoolInfo
 from tunesift.methods.budget import Budget, count_tokens, fill
@@ -96,6 +104,8 @@ class Prepared:
     featurizer_id: str | None = None
     pca: dict[str, Any] | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    #: the feature cache folder; score shards of long scoring runs are kept there too (resume)
+    cache_dir: Path | None = None
 
     @property
     def pool_size(self) -> int:
@@ -272,6 +282,7 @@ def prepare(
         featurizer_id=feat_id,
         pca=pca_info,
         timings={"read": round(t_read, 3), "features": round(t_features, 3)},
+        cache_dir=cache,
     )
 
 
@@ -333,7 +344,7 @@ def run_method(
     t0 = time.perf_counter()
     m.fit(fit_pool, fit_target)
     eng = get_engine(engine)
-    scores = _score_in_shards(m, shards, show_progress, eng)
+    scores = _score_in_shards(m, shards, show_progress, eng, cache_dir=prep.cache_dir)
     if np.isnan(scores).any():
         raise TunesiftError(f"{name} returned NaN scores; the method failed on some pool items")
     order = m.order(scores, info)
@@ -465,6 +476,8 @@ def select(
 
 
 SCORE_SHARD_ROWS = 262_144
+#: overrides ``SCORE_SHARD_ROWS`` and the engine's shard rows (tests use it to get many shards)
+SCORE_SHARD_ROWS_ENV = "TUNESIFT_SCORE_SHARD_ROWS"
 
 
 def _score_shard(method: Method, shard: Any) -> np.ndarray:
@@ -472,36 +485,78 @@ def _score_shard(method: Method, shard: Any) -> np.ndarray:
 
 
 def _score_in_shards(
-    method: Method, x: Any, show_progress: bool, engine: Engine | None = None
+    method: Method,
+    x: Any,
+    show_progress: bool,
+    engine: Engine | None = None,
+    cache_dir: Path | None = None,
 ) -> np.ndarray:
     """``method.score`` shard by shard (the map step; each shard is independent), with progress.
 
     Shards are ``SCORE_SHARD_ROWS`` rows, or the engine's own ``shard_rows`` (Ray: smaller, so
-    that every worker gets some); a row's score does not depend on its shard.
+    that every worker gets some); a row's score does not depend on its shard. With more than
+    one shard and a ``cache_dir``, each finished shard's scores are kept under
+    ``<cache_dir>/scores/<key>`` (key: the rows' fingerprint and the fitted method's name,
+    parameters and state), so a killed run's rerun scores only the shards it had not finished.
     """
     engine = engine or get_engine("local")
-    rows = getattr(engine, "shard_rows", None) or SCORE_SHARD_ROWS
+    rows = env_rows(SCORE_SHARD_ROWS_ENV) or getattr(engine, "shard_rows", None) or SCORE_SHARD_ROWS
+    bounds = [(start, min(start + rows, len(x))) for start in range(0, len(x), rows)]
+    folder = None
+    if cache_dir is not None and len(bounds) > 1:
+        folder = score_cache_dir(cache_dir, x, method, rows)
+        if folder is None:
+            logger.info("%s: scores not cached (its state cannot be fingerprinted)", method.name)
+    if folder is None:
+        return _score_shards(method, x, bounds, show_progress, engine, None)
+    with folder_lock(folder):
+        return _score_shards(method, x, bounds, show_progress, engine, ShardStore(folder))
+
+
+def _score_shards(
+    method: Method,
+    x: Any,
+    bounds: list[tuple[int, int]],
+    show_progress: bool,
+    engine: Engine,
+    store: ShardStore | None,
+) -> np.ndarray:
     # float64: ZIP-FIT's and DSIR's scores sit in narrow bands where float32 would merge ties
     scores = np.empty(len(x), dtype=np.float64)
-    bounds = [(start, min(start + rows, len(x))) for start in range(0, len(x), rows)]
+    todo = []
+    for k, (start, stop) in enumerate(bounds):
+        if store is not None and store.valid(k, stop - start) is not None:
+            scores[start:stop] = store.load(k)
+            store.reused += 1
+        else:
+            todo.append(k)
     bar = None
     if show_progress and len(bounds) > 1:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(x), desc="scoring", unit="row", dynamic_ncols=True)
+        bar.update(len(x) - sum(bounds[k][1] - bounds[k][0] for k in todo))
     # lazily sliced: a memory-mapped pool is read one shard at a time, also when sent to Ray
-    shards = (x[start:stop] for start, stop in bounds)
+    shards = (x[bounds[k][0] : bounds[k][1]] for k in todo)
     results = engine.map(_score_shard, shards, shared=method)
-    for (start, stop), part in zip(bounds, results, strict=True):
+    for k, part in zip(todo, results, strict=True):
+        start, stop = bounds[k]
         if len(part) != stop - start:
             raise TunesiftError(
                 f"{method.name} returned {len(part)} scores for a shard of {stop - start} rows"
             )
         scores[start:stop] = part
+        if store is not None:
+            store.put(k, np.asarray(part, dtype=np.float64))
         if bar is not None:
             bar.update(stop - start)
     if bar is not None:
         bar.close()
+    if store is not None:
+        logger.info(
+            "scores %s: %d shards computed, %d reused from an earlier run",
+            store.root, store.computed, store.reused,
+        )  # fmt: skip
     return scores
 
 
