@@ -338,3 +338,51 @@ def test_projection_cache_changes_nothing():
     assert cached._cache is not None and drawn._cache is None
     assert torch.equal(cached(x), drawn(x)) and torch.equal(cached(x), drawn(x))
     assert len(cached._cache) == 5
+
+
+# ----------------------------------------------------------------------------- Python API
+
+
+def test_select_tasks_and_validate_from_python(tmp_path):
+    from tunesift.tasks import TaskSelection, select_tasks, validate
+
+    folder = tmp_path / "tasks"
+    folder.mkdir()
+    for name in ("ab", "xy", "qz"):
+        (folder / f"{name}.jsonl").write_text(
+            "".join(json.dumps({"text": t}) + "\n" for t in _texts(name, 10, 0))
+        )
+    target = tmp_path / "target.jsonl"
+    target.write_text("".join(json.dumps({"text": t}) + "\n" for t in _texts("ab", 6, 1)))
+    settings = dict(projection_dim=16, max_length=32, meta_steps=4, finetune_steps=2,
+                    subset_size=0.34, threads=1, seed=0)  # fmt: skip
+    lines: list[str] = []
+    res = select_tasks(folder, target, target_test=target, k=1, subsets=20, final_steps=2,
+                       calibrate=0, lam=0.37, cache_dir=tmp_path / "cache", log=lines.append,
+                       **settings)  # fmt: skip
+    assert isinstance(res, TaskSelection)
+    assert res.names == ["ab", "qz", "xy"] and len(res.chosen) == 1
+    assert res.chosen == [res.names[i] for i in res.indices]
+    # λ is a parameter now, not an attribute set from outside after fit
+    assert res.lam == res.gradex.lam_ == res.report["lam"] == 0.37
+    assert set(res.scores) == set(res.ols) == set(res.names)
+    assert res.report["selection"]["chosen"] == res.chosen
+    t = res.report["target_test"]
+    assert t["chosen"]["token_loss"] < t["base"]["token_loss"]
+    assert any(not torch.equal(a, b) for a, b in
+               zip(res.model.parameters(), res.base_model.parameters(), strict=True))  # fmt: skip
+    assert res.fit_dir is not None and (res.fit_dir / "store.npz").exists()
+    assert json.dumps(res.report, default=float)
+    # validate reuses the same fit (same inputs and settings), calibrates, and compares
+    lines.clear()
+    val = validate(folder, target, n_subsets=2, calibrate=2, cache_dir=tmp_path / "cache",
+                   log=lines.append, **settings)  # fmt: skip
+    assert val.fit_dir == res.fit_dir and val.gradex.reused_
+    assert any("reusing the meta-initialization" in m for m in lines)
+    assert len(val.validation.true) == len(val.validation.estimated) <= 2
+    assert val.report["lam"] == val.report["calibration"]["lam"] == val.validation.lam
+    assert "no update" in val.validation.others
+    with pytest.raises(TunesiftError, match="rule must be one of"):
+        select_tasks(folder, target, rule="best", **settings)
+    with pytest.raises(TunesiftError, match=r"model 'nope\.pt' is not 'tiny', 'smollm2'"):
+        select_tasks(folder, target, model="nope.pt", **settings)
