@@ -117,7 +117,7 @@ def test_text_template(tmp_path):
     c = Corpus(path, text_template="{prompt}\n{response}", on_bad="skip")
     recs = all_records(c)
     assert [r["text"] for r in recs] == ["2+2?\n4"]
-    assert c.report.bad_by_reason == {"missing field 'response' for --text-template": 1}
+    assert c.report.bad_by_reason == {"missing field 'response' for text_template": 1}
     with pytest.raises(InputError, match="template"):
         Corpus(path, text_template="{prompt")
 
@@ -267,7 +267,7 @@ def test_byte_order_marks_are_not_text(tmp_path):
 
 def test_missing_text_field_hint_only_where_it_helps(tmp_path, caplog):
     (tmp_path / "first.jsonl").write_bytes(b'{"body": "x", "title": "y"}\n{"body": "z"}\n')
-    with pytest.raises(InputError, match="first.jsonl:1: .*fields: body, title.*--text-field"):
+    with pytest.raises(InputError, match="first.jsonl:1: .*fields: body, title.*text_field"):
         all_records(Corpus(tmp_path / "first.jsonl"))
     (tmp_path / "later.jsonl").write_bytes(b'{"text": "x"}\n{"body": "z"}\n')
     with pytest.raises(InputError) as info:
@@ -283,7 +283,7 @@ def test_missing_text_field_hint_only_where_it_helps(tmp_path, caplog):
         "missing text field 'text' (fields: body, title)": 1,
         "missing text field 'text' (fields: body)": 1,
     }
-    assert "--text-field" in caplog.text
+    assert "text_field" in caplog.text
 
 
 def test_skip_counts_each_reason_across_formats(tmp_path):
@@ -328,8 +328,8 @@ def test_text_template_fields(tmp_path):
     c = Corpus(path, text_template="{q[en]} -> {a} #{n:03d}", on_bad="skip")
     assert [r["text"] for r in all_records(c)] == ["hi -> yo #001"]
     assert c.report.bad_by_reason == {
-        "field 'a' is null for --text-template": 1,
-        "missing field 'n' for --text-template": 1,
+        "field 'a' is null for text_template": 1,
+        "missing field 'n' for text_template": 1,
     }
     for bad in ("{}", "{0}", "{a!x}", "no fields", "{a"):
         with pytest.raises(InputError, match="text-template"):

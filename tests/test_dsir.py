@@ -198,7 +198,7 @@ def test_order_is_deterministic_per_seed(fortunes):
     info = PoolInfo(len(pool))
 
     def order(**params):
-        return DSIR(**params).order(scores, info)
+        return DSIR(**params).fit(pool, target).order(scores, info)  # order refuses before fit
 
     np.testing.assert_array_equal(order(seed=3), order(seed=3))
     assert not np.array_equal(order(seed=3)[:100], order(seed=4)[:100])

@@ -29,10 +29,10 @@ from tunesift.features.store import (
     load_features_npy,
     score_cache_dir,
 )
-from tunesift.methods import Method, make_method
+from tunesift.methods import METHODS, Method, make_method
 from tunesift.methods.base import PoolInfo
-from tunesift.methods.budget import Budget, count_tokens, fill
-from tunesift.ot.sinkhorn import resolve_device, sinkhorn
+from tunesift.methods.budget import Budget, check_fits, count_tokens, fill
+from tunesift.ot.sinkhorn import resolve_device
 from tunesift.selection import Selection
 
 logger = logging.getLogger(__name__)
@@ -74,7 +74,9 @@ def _features_for(
                 )
         return x
     if corpus is None:
-        raise TunesiftError(f"no {role} given: pass {role} files or --{role}-features")
+        raise TunesiftError(
+            f"no {role} given: pass {role} files or {role}_features", param=f"{role}_features"
+        )
     return featurize(
         corpus,
         featurizer,
@@ -190,7 +192,8 @@ def prepare(
     """
     if (pool_features is None) != (target_features is None):
         raise TunesiftError(
-            "--pool-features and --target-features go together: both spaces must match"
+            "pool_features and target_features go together: both spaces must match",
+            param=("pool_features", "target_features"),
         )
     resolve_device(device)  # "cuda" without a GPU is a one-line error before any work
     eng = get_engine(engine)
@@ -205,6 +208,9 @@ def prepare(
     # a target's source matters only to multi-task RDS+: a target record without the pool's
     # --source-field falls back to its own `source`, else its file name (README), not an error
     target_corpus = _as_corpus(target, **options, source_fallback=True)
+    if pool_corpus is None and pool_features is not None and "features" not in needs:
+        # no records: the feature rows are the pool, and the only way to know its size
+        needs = (*needs, "features")
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     want_texts = "texts" in needs
     if want_texts and (pool_corpus is None or target_corpus is None):
@@ -218,11 +224,8 @@ def prepare(
         where = ", ".join(map(str, pool_corpus.paths))
         if len(pool_scan.lengths) == 0:
             raise InputError("the pool holds no records", where)
-        if max_budget is not None and max_budget > len(pool_scan.lengths):
-            raise InputError(
-                f"budget {max_budget} is larger than the pool ({len(pool_scan.lengths)} records)",
-                where,
-            )
+        if max_budget is not None:
+            check_fits(Budget(docs=max_budget), len(pool_scan.lengths), where=where)
     if target_corpus is not None:
         target_scan = _scan(target_corpus, keep_texts=want_texts)
         if len(target_scan.lengths) == 0:
@@ -286,15 +289,23 @@ def prepare(
     )
 
 
+#: Run-level settings a method receives as defaults when its ``__init__`` takes one by that name.
+RUN_SETTINGS = ("seed", "device", "progress")
+#: Run settings that change how a run looks, not what it selects: left out of the provenance.
+_DISPLAY_ONLY = ("progress",)
+
+
 def build_method(
     name: str, params: dict[str, Any], *, seed: int, device: str, progress: bool
 ) -> Method:
-    """A method by name, with the run's seed (and GOT-D's device and progress) as defaults."""
+    """A method by name; the run's seed, device and progress are defaults for the methods whose
+    ``__init__`` takes them (``RUN_SETTINGS``); ``params`` win."""
     params = dict(params)
-    params.setdefault("seed", seed)
-    if name == "gotd":
-        params.setdefault("device", device)
-        params.setdefault("progress", progress)
+    run = {"seed": seed, "device": device, "progress": progress}
+    accepted = METHODS[name].default_params() if name in METHODS else {}
+    for key in RUN_SETTINGS:
+        if key in accepted:
+            params.setdefault(key, run[key])
     return make_method(name, **params)
 
 
@@ -333,12 +344,6 @@ def run_method(
     for c in m.record_columns():
         if c not in prep.info.columns:
             raise TunesiftError(f"{name} needs the numeric record field {c!r}; it was not read")
-    if budget.docs is not None and budget.docs > prep.pool_size:
-        where = prep.pool_corpus.paths if prep.pool_corpus else ["pool"]
-        raise InputError(
-            f"budget {budget.docs} is larger than the pool ({prep.pool_size} records)",
-            ", ".join(map(str, where)),
-        )
     info = dataclasses.replace(prep.info, max_per_source=budget.max_per_source)
 
     t0 = time.perf_counter()
@@ -352,18 +357,13 @@ def run_method(
     t_method = time.perf_counter() - t0
 
     diagnostics = m.diagnostics()
-    eps = diagnostics.get("eps_absolute")
-    if eps is not None and prep.x_pool is not None and prep.x_target is not None:
-        # The same epsilon, so the two costs are comparable: how much closer the selection is.
-        sel = sinkhorn(prep.x_pool[indices], prep.x_target, eps, tol=1e-4, device=device)
-        diagnostics["ot_cost_target_selection"] = sel.cost
-        diagnostics["ot_cost_target_pool"] = diagnostics.get("ot_cost")
+    diagnostics.update(m.describe_selection(shards, fit_target, indices))
     selected_tokens = int(prep.lengths[indices].sum()) if prep.lengths is not None else None
     return Selection(
         method=name,
         indices=np.asarray(indices, dtype=np.int64),
         scores=np.asarray(scores, dtype=np.float64),
-        params=dict(m.get_params()),
+        params={k: v for k, v in m.get_params().items() if k not in _DISPLAY_ONLY},
         diagnostics=diagnostics,
         seed=seed,
         pool_size=prep.pool_size,

@@ -23,13 +23,14 @@ from tunesift.engine import Engine, get_engine
 from tunesift.errors import TunesiftError
 from tunesift.methods import METHODS
 from tunesift.methods.budget import Budget
+from tunesift.methods.gotd import GOTD
 from tunesift.ot.sinkhorn import estimate_cost_scale, sinkhorn
 from tunesift.outputs import atomic_open, write_json_atomic
 from tunesift.report import metrics
 from tunesift.selection import Selection
 
 #: epsilon of the OT metric, relative to the median pool-target cost (GOT-D's default)
-OT_EPSILON = 0.05
+OT_EPSILON: float = GOTD.default_params()["epsilon"]
 #: above this many pool rows the pool's own OT cost (a reference line) is skipped
 OT_POOL_LIMIT = 200_000
 
@@ -86,7 +87,11 @@ class Comparison:
                         + [self.overlap[r.method][n] for n in names]
                     )  # fmt: skip
         else:
-            raise TunesiftError(f"--save must end with .json or .csv, got {path.name}")
+            raise TunesiftError(
+                f"path must end with .json or .csv, got {path.name}",
+                param="path",
+                func="Comparison.write",
+            )
         return path
 
 
@@ -121,7 +126,7 @@ def compare(
             f"unknown method {unknown[0]!r}; choose from {', '.join(sorted(METHODS))}"
         )
     if len(set(methods)) != len(methods):
-        raise TunesiftError("each method may appear once in --methods")
+        raise TunesiftError("each method may appear once in methods", param="methods")
     b = Budget(docs=budget, tokens=budget_tokens, max_per_source=max_per_source)
     built = {
         name: build_method(

@@ -113,7 +113,7 @@ class Selection:
     def write(self, path: str | Path) -> Path:
         """Write the selected records (JSONL or Parquet by extension), atomically."""
         path = Path(path)
-        suffix = _suffix(path, RECORD_FORMATS, "--out")
+        suffix = _suffix(path, RECORD_FORMATS, "Selection.write")
         records = self.records()
         if suffix == ".jsonl":
             with atomic_open(path, "w") as fh:
@@ -130,7 +130,7 @@ class Selection:
     def write_scores(self, path: str | Path) -> Path:
         """Every pool item's index and score (Parquet, CSV or JSONL by extension), atomically."""
         path = Path(path)
-        suffix = _suffix(path, SCORE_FORMATS, "--scores-out")
+        suffix = _suffix(path, SCORE_FORMATS, "Selection.write_scores")
         index = np.arange(len(self.scores), dtype=np.int64)
         if suffix == ".parquet":
             import pyarrow as pa
@@ -203,15 +203,18 @@ def check_output_format(path: str | Path, kind: str) -> None:
     """Fail before any work on an output path ``write`` (kind "records") or ``write_scores``
     (kind "scores") would refuse for its extension."""
     if kind == "records":
-        _suffix(Path(path), RECORD_FORMATS, "--out")
+        _suffix(Path(path), RECORD_FORMATS, "Selection.write")
     else:
-        _suffix(Path(path), SCORE_FORMATS, "--scores-out")
+        _suffix(Path(path), SCORE_FORMATS, "Selection.write_scores")
 
 
-def _suffix(path: Path, allowed: tuple[str, ...], option: str) -> str:
+def _suffix(path: Path, allowed: tuple[str, ...], func: str) -> str:
+    """The extension of ``path``, the argument of ``func``, when it is one of ``allowed``."""
     suffix = path.suffix.lower()
     if suffix not in allowed:
-        raise InputError(f"{option} must end with one of {', '.join(allowed)}", path)
+        raise InputError(
+            f"path must end with one of {', '.join(allowed)}", path, param="path", func=func
+        )
     return suffix
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesift._version import __version__
+from tunesift.cli.errors import render_error
 from tunesift.errors import TunesiftError
 
 
@@ -318,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except TunesiftError as exc:
-        print(f"tunesift: error: {exc}", file=sys.stderr)
+        print(f"tunesift: error: {render_error(exc)}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         # `tunesift ... | head`: the reader left; not an error of ours.

@@ -126,7 +126,9 @@ def parse_target(spec: str) -> tuple[str, str]:
     """``"gcide:Zool."`` -> ``("gcide", "Zool.")``; the label may itself hold colons."""
     source, sep, label = spec.partition(":")
     if not sep or not source or not label:
-        raise TunesiftError(f"--target must be SOURCE:LABEL (e.g. gcide:Zool.), got {spec!r}")
+        raise TunesiftError(
+            f"target must be SOURCE:LABEL (e.g. gcide:Zool.), got {spec!r}", param="target"
+        )
     get_source(source)
     return source, label
 

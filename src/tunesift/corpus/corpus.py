@@ -36,7 +36,7 @@ def _template_fields(template: str) -> list[str]:
     """
 
     def invalid(why: str) -> InputError:
-        return InputError(f"invalid --text-template {template!r}: {why}")
+        return InputError(f"invalid text_template {template!r}: {why}", param="text_template")
 
     try:
         parsed = list(string.Formatter().parse(template))
@@ -57,7 +57,8 @@ def _template_fields(template: str) -> list[str]:
             names.append(base)
     if not names:
         raise InputError(
-            f"--text-template {template!r} uses no field; name them in braces, like {{prompt}}"
+            f"text_template {template!r} uses no field; name them in braces, like {{prompt}}",
+            param="text_template",
         )
     return names
 
@@ -68,6 +69,20 @@ def _field_list(rec: dict[str, Any]) -> str:
         return "no fields"
     more = ", ..." if len(names) > _MAX_LISTED_FIELDS else ""
     return "fields: " + ", ".join(map(str, names[:_MAX_LISTED_FIELDS])) + more
+
+
+def _unique(
+    parsed: tuple[str, str | None, str | None], seen: dict[str, tuple[str, int]], key: str, line: int
+) -> tuple[str, str | None, str | None] | Problem:
+    """``parsed``, or a Problem when its id was seen before (naming where it was first)."""
+    id_ = parsed[1]
+    assert id_ is not None
+    first = seen.get(id_)
+    if first is None:
+        seen[id_] = (key, line)
+        return parsed
+    where = f"line {first[1]}" if first[0] == key else f"{first[0]}:{first[1]}"
+    return Problem(f"duplicate id {id_!r} (first at {where})")
 
 
 def _new_batch() -> RecordBatch:
@@ -146,6 +161,8 @@ class Corpus:
         }
         if self.source_fallback:  # only when set, so that existing caches keep their keys
             options["source_fallback"] = True
+        if self.id_field is not None:  # a repeated id is a bad record (since reading version 1+)
+            options["unique_ids"] = True
         h = hashlib.sha256(json.dumps(options, sort_keys=True).encode())
         for p in self.paths:
             files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
@@ -217,6 +234,8 @@ class Corpus:
         fingerprint = self.fingerprint()
         report = self.report = ReadReport()
         batch = _new_batch()
+        # with --id-field, ids are keys a user joins on: a repeated one is a bad record
+        seen_ids: dict[str, tuple[str, int]] | None = {} if self.id_field is not None else None
         for path, fmt in zip(self.paths, self.formats, strict=True):
             key, name, stem = str(path), path.name, source_name(path)
             report.per_file.setdefault(key, 0)  # the same file given twice adds up
@@ -224,9 +243,11 @@ class Corpus:
             for line, rec in read_rows(path, fmt):
                 parsed = rec if isinstance(rec, Problem) else self._parse(rec, path, first)
                 first = False
+                if seen_ids is not None and not isinstance(parsed, Problem):
+                    parsed = _unique(parsed, seen_ids, key, line)
                 if isinstance(parsed, Problem):
                     if self.on_bad == "error":
-                        raise InputError(parsed.reason, path, line)
+                        raise InputError(parsed.reason, path, line, param=parsed.param)
                     report.add_bad(BadRecord(key, line, parsed.reason))
                     continue
                 assert isinstance(rec, dict)
@@ -280,15 +301,16 @@ class Corpus:
         if self.text_template is not None:
             for name in self._template_fields:
                 if name not in rec:
-                    return Problem(f"missing field {name!r} for --text-template")
+                    return Problem(f"missing field {name!r} for text_template", "text_template")
                 if rec[name] is None:  # would render as the word "None"
-                    return Problem(f"field {name!r} is null for --text-template")
+                    return Problem(f"field {name!r} is null for text_template", "text_template")
             try:
                 text = self.text_template.format_map(rec)
             except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
-                return Problem(f"--text-template failed: {type(exc).__name__}: {exc}")
+                reason = f"text_template failed: {type(exc).__name__}: {exc}"
+                return Problem(reason, "text_template")
         elif self.text_field not in rec:
-            return Problem(self._missing_text(rec, path, first))
+            return Problem(self._missing_text(rec, path, first), ("text_field", "text_template"))
         else:
             text = rec[self.text_field]
             if not isinstance(text, str):
@@ -302,7 +324,7 @@ class Corpus:
         if not first:
             return reason
         # The first record lacking it usually means the whole file names its text otherwise.
-        hint = "; name the text field with --text-field, or build the text with --text-template"
+        hint = "; name the text field with text_field, or build the text with text_template"
         if self.on_bad == "error":
             return reason + hint
         logger.warning(

@@ -24,14 +24,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, cast
 
-from tunesift.errors import InputError
+from tunesift.errors import InputError, Param
 
 
 @dataclass(frozen=True)
 class Problem:
-    """Why a row could not be read."""
+    """Why a row could not be read (``param``: the reading option it concerns, if any)."""
 
     reason: str
+    param: Param = None
 
 
 Row = tuple[int, "dict[str, Any] | Problem"]
@@ -85,7 +86,7 @@ def _format_from_extension(path: Path) -> str:
         raise InputError(
             "unknown format; use one of .jsonl .ndjson .json .parquet .csv .tsv .tab .txt .text "
             "(all but .parquet optionally .gz), a save_to_disk dataset directory, or choose one "
-            f"of {', '.join(FORMATS)} with --format",
+            f"of {', '.join(FORMATS)} with format",
             path,
         )
     return fmt

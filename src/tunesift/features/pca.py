@@ -25,7 +25,9 @@ class PCA:
     ) -> PCA:
         d = pool.shape[1]
         if not 0 < dim <= d:
-            raise TunesiftError(f"--pca-dim must be between 1 and the feature width {d}, got {dim}")
+            raise TunesiftError(
+                f"pca_dim must be between 1 and the feature width {d}, got {dim}", param="pca_dim"
+            )
         rng = np.random.default_rng(seed)
         rows = np.sort(rng.choice(len(pool), size=min(sample, len(pool)), replace=False))
         x = np.concatenate([np.asarray(pool[rows], np.float64), np.asarray(target, np.float64)])

@@ -13,7 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tunesift.errors import TunesiftError
+from tunesift.errors import InputError, TunesiftError
+
+#: Budget field -> the parameter of ``select``/``compare`` that sets it: what errors name.
+PARAMS = {"docs": "budget", "tokens": "budget_tokens", "max_per_source": "max_per_source"}
 
 
 @dataclass(frozen=True)
@@ -31,19 +34,41 @@ class Budget:
 
     def __post_init__(self) -> None:
         if (self.docs is None) == (self.tokens is None):
-            raise TunesiftError("give exactly one budget: documents (--budget) or --budget-tokens")
-        for name in ("docs", "tokens", "max_per_source"):
-            v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer))):
-                raise TunesiftError(f"{name} must be a positive integer, got {v!r}")
-            if v is not None and v < 1:
-                raise TunesiftError(f"{name} must be a positive integer, got {v!r}")
+            raise TunesiftError(
+                "budget (documents) or budget_tokens: give exactly one budget",
+                param=("budget", "budget_tokens"),
+            )
+        for attr, param in PARAMS.items():
+            v = getattr(self, attr)
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise TunesiftError(f"{param} must be a positive integer, got {v!r}", param=param)
 
     def describe(self) -> str:
         s = f"{self.docs} documents" if self.docs is not None else f"{self.tokens} tokens"
         if self.max_per_source is not None:
             s += f", at most {self.max_per_source} per source"
         return s
+
+
+def check_fits(budget: Budget, available: int, *, where: str | None = None) -> None:
+    """The one check that the pool can give a document budget: ``available`` rows.
+
+    ``fill`` calls it on the rows the per-source cap leaves; ``api.prepare`` calls it on the
+    record count before any embedding, so a budget too large fails in seconds, not after the
+    embedding. ``where`` (the pool's files) locates the error.
+    """
+    if budget.docs is None or budget.docs <= available:
+        return
+    cap, params = "", ("budget",)
+    if budget.max_per_source is not None:
+        cap, params = f" under max_per_source {budget.max_per_source}", ("budget", "max_per_source")
+    raise InputError(
+        f"budget {budget.docs} is more than the {available} documents the pool can give{cap}",
+        where,
+        param=params,
+    )
 
 
 def fill(
@@ -56,13 +81,18 @@ def fill(
     """The rows of ``order`` (best first) that fit ``budget``, in that order.
 
     ``lengths`` (tokens per row) is required for a token budget; ``sources`` (integer codes per
-    row) for a per-source cap. Raises when the pool cannot meet a document budget under the cap.
+    row) for a per-source cap. Raises (``check_fits``) when the pool cannot meet a document
+    budget under the cap. This is the one place where a budget is checked and applied.
     """
     order = np.asarray(order, dtype=np.int64)
     if budget.tokens is not None and lengths is None:
-        raise TunesiftError("a token budget needs the records' texts to count their tokens")
+        raise TunesiftError(
+            "budget_tokens needs the records' texts to count their tokens", param="budget_tokens"
+        )
     if budget.max_per_source is not None and sources is None:
-        raise TunesiftError("--max-per-source needs records with sources, not bare features")
+        raise TunesiftError(
+            "max_per_source needs records with sources, not bare features", param="max_per_source"
+        )
 
     keep = np.ones(len(order), dtype=bool)
     if budget.max_per_source is not None:
@@ -76,16 +106,7 @@ def fill(
     candidates = order[keep]
 
     if budget.docs is not None:
-        if budget.docs > len(candidates):
-            cap = (
-                ""
-                if budget.max_per_source is None
-                else f" under {budget.max_per_source} per source"
-            )
-            raise TunesiftError(
-                f"budget of {budget.docs} documents is more than the {len(candidates)} "
-                f"the pool can give{cap}"
-            )
+        check_fits(budget, len(candidates))
         return candidates[: budget.docs]
 
     tokens = budget.tokens
@@ -111,5 +132,5 @@ def fill(
 
 
 def count_tokens(text: str) -> int:
-    """Whitespace-separated words: the unit of ``--budget-tokens`` (tokenizer-free, stable)."""
+    """Whitespace-separated words: the unit of ``budget_tokens`` (tokenizer-free, stable)."""
     return len(text.split())

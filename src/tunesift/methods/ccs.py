@@ -48,6 +48,12 @@ class CCS(Method):
     n_strata : int
         Equal-width strata over the score range (the paper's 50).
     seed : int
+        Seeds the stratum order, the draws inside strata and the inner method.
+
+    Attributes
+    ----------
+    inner_ : Method or None
+        The fitted method whose score is stratified (None for ``field:NAME``).
     """
 
     name = "ccs"
@@ -89,6 +95,7 @@ class CCS(Method):
 
     def score(self, pool: np.ndarray) -> np.ndarray:
         """The inner method's score oriented higher = more relevant; zeros for a record field."""
+        self.check_is_fitted()
         if self.inner_ is None:
             return np.zeros(len(pool), dtype=np.float32)
         s = np.asarray(self.inner_.score(pool), dtype=np.float32)
@@ -105,6 +112,7 @@ class CCS(Method):
         return (s[len("field:") :],) if s.startswith("field:") else ()
 
     def order(self, scores: np.ndarray, info: PoolInfo) -> np.ndarray:
+        self.check_is_fitted()
         if self.inner_ is None:
             name = str(self.score_by)[len("field:") :]
             if name not in info.columns:

@@ -113,11 +113,24 @@ class DSIR(Method):
         the highest weights first.
     seed : int
         Seeds the Gumbel noise.
+
+    Attributes
+    ----------
+    raw_probs_, target_probs_ : ndarray of shape (num_buckets,)
+        Bucket distributions of the pool given to ``fit`` and of the target.
+    log_diff_ : ndarray of shape (num_buckets,)
+        ``log(target_probs_ + 1e-8) - log(raw_probs_ + 1e-8)``: a document's log weight is its
+        bucket counts dotted with this.
+    fit_sizes_ : tuple of int
+        Documents of the pool and of the target ``fit`` saw.
+    fit_below_min_length_ : int
+        Pool documents in ``fit`` shorter than ``min_length``.
+    pool_below_min_length_ : int
+        Set by ``order``: documents of the ordered pool below ``min_length`` (weight -inf).
     """
 
     name = "dsir"
     inputs = "texts"
-    _param_names = ("num_buckets", "hash", "min_length", "sampling", "seed")
 
     def __init__(
         self,
@@ -167,8 +180,7 @@ class DSIR(Method):
 
     def score(self, pool: list[str]) -> np.ndarray:
         """Each document's log importance weight; -inf below ``min_length`` tokens."""
-        if not hasattr(self, "log_diff_"):
-            raise TunesiftError("DSIR.score called before fit")
+        self.check_is_fitted()
         rows, cols, lengths = _ngram_buckets(pool, self.num_buckets, self.hash)
         scores = np.bincount(rows, weights=self.log_diff_[cols], minlength=len(pool))
         scores[lengths < self.min_length] = -np.inf
@@ -176,6 +188,7 @@ class DSIR(Method):
 
     def order(self, scores: np.ndarray, info: PoolInfo) -> np.ndarray:
         """Gumbel top-k over the log weights (seeded), or the plain top-k order."""
+        self.check_is_fitted()
         self._check_params()
         scores = np.asarray(scores, dtype=np.float64)
         self.pool_below_min_length_ = int(np.isneginf(scores).sum())

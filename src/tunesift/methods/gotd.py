@@ -52,17 +52,36 @@ class GOTD(Method):
         ``epsilon_mode="absolute"``.
     epsilon_mode : "relative" or "absolute"
     tol, max_iter, momentum : Sinkhorn stopping rule and over-relaxation (see ``ot.sinkhorn``).
+    ot_mode : "auto", "exact" or "sampled"
+        Solve on the whole pool, or on a seeded sample of ``fit_sample`` rows and extend by
+        c-transform; ``auto`` is exact while the pool x target cost fits the solver's cache.
+    fit_sample : int
+        Pool rows in the fit of the sampled mode.
     device : "auto", "cpu" or "cuda"
     seed : int
-        Seeds the random pairs used to measure the cost scale for relative epsilon.
+        Seeds the random pairs used to measure the cost scale for relative epsilon, and the
+        sample of the sampled mode.
+    progress : bool
+        Show the solver's progress bar.
+
+    Attributes
+    ----------
+    result_ : SinkhornResult
+        The solve: target potential ``f``, pool (or sample) potential ``g``, cost, convergence.
+    target_ : ndarray of shape (M, d), float32
+        The target rows, which ``score`` needs for the c-transform.
+    eps_ : float
+        The absolute epsilon used.
+    cost_scale_ : float or None
+        The median pool-target squared distance relative epsilon was taken from (None when
+        absolute).
+    pool_size_, fit_size_ : int
+        Rows of the pool given to ``fit``, and rows the solve saw (fewer when sampled).
     """
 
     name = "gotd"
     ascending = True
-    _param_names = (
-        "epsilon", "epsilon_mode", "tol", "max_iter", "momentum", "ot_mode", "fit_sample",
-        "device", "seed",
-    )  # fmt: skip
+    state_classes = (SinkhornResult,)
 
     def __init__(
         self,
@@ -135,9 +154,20 @@ class GOTD(Method):
 
     def score(self, pool: np.ndarray) -> np.ndarray:
         """Each row's dual potential g_j, the soft c-transform of the fitted target potential."""
-        if not hasattr(self, "result_"):
-            raise TunesiftError("GOTD.score called before fit")
+        self.check_is_fitted()
         return c_transform(self.result_.f, self.target_, pool, self.eps_, device=self.device)
+
+    def describe_selection(
+        self, pool: np.ndarray, target: np.ndarray, indices: np.ndarray
+    ) -> dict[str, Any]:
+        """The OT cost of the selection to the target, beside the pool's (the fit's cost).
+
+        Solved with the fit's epsilon, so the two costs are comparable: how much closer to the
+        target the selection is than the pool.
+        """
+        self.check_is_fitted()
+        sel = sinkhorn(pool[indices], target, self.eps_, tol=1e-4, device=self.device)
+        return {"ot_cost_target_selection": sel.cost, "ot_cost_target_pool": self.result_.cost}
 
     def diagnostics(self) -> dict[str, Any]:
         d: dict[str, Any] = dict(self.result_.diagnostics())

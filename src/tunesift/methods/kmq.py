@@ -41,10 +41,17 @@ class KMQ(Method):
     fit_sample : int
         Rows k-means is fitted on (a seeded sample of the pool beyond that).
     seed : int
+        Seeds k-means, the cluster order and the draws inside clusters.
+
+    Attributes
+    ----------
+    centroids_ : ndarray of shape (k, d), float32
+        The k-means centroids (k = min(n_clusters, rows fitted on)).
+    cluster_sizes_ : ndarray of shape (k,)
+        Set by ``order``: pool rows per cluster.
     """
 
     name = "kmq"
-    _param_names = ("n_clusters", "quality_field", "temperature", "fit_sample", "seed")
 
     def __init__(
         self,
@@ -69,12 +76,15 @@ class KMQ(Method):
         return self
 
     def score(self, pool: np.ndarray) -> np.ndarray:
+        """Each row's cluster (its nearest centroid): the rule lives in ``order``."""
+        self.check_is_fitted()
         return assign(pool, self.centroids_)[0].astype(np.float32)
 
     def record_columns(self) -> tuple[str, ...]:
         return (self.quality_field,) if self.quality_field else ()
 
     def order(self, scores: np.ndarray, info: PoolInfo) -> np.ndarray:
+        self.check_is_fitted()
         labels = np.asarray(scores, dtype=np.int64)
         rng = np.random.default_rng(self.seed)
         quality = info.columns.get(self.quality_field) if self.quality_field else None

@@ -20,15 +20,18 @@ class _Unscored(Method):
     """Shared by the random rules: nothing to fit, no per-row score; the rule is ``order``."""
 
     inputs = "none"
-    _param_names = ("seed",)
 
     def __init__(self, seed: int = 0):
         self.seed = seed
 
     def fit(self, pool: Any = None, target: Any = None) -> _Unscored:
+        """Nothing to learn; marks the method fitted, so that ``order`` follows ``fit`` as for
+        every other method."""
+        self.fitted_ = True
         return self
 
     def score(self, pool: Any) -> np.ndarray:
+        self.check_is_fitted()
         # Zeros keep the shape contract.
         return np.zeros(len(pool), dtype=np.float32)
 
@@ -39,11 +42,18 @@ class Random(_Unscored):
     Parameters
     ----------
     seed : int
+        Seeds the permutation.
+
+    Attributes
+    ----------
+    fitted_ : bool
+        True once ``fit`` ran (random selection learns nothing from the data).
     """
 
     name = "random"
 
     def order(self, scores: np.ndarray, info: PoolInfo) -> np.ndarray:
+        self.check_is_fitted()
         return np.random.default_rng(self.seed).permutation(info.size)
 
 
@@ -53,11 +63,18 @@ class RandomBalanced(_Unscored):
     Parameters
     ----------
     seed : int
+        Seeds the source order of each round and the order inside each source.
+
+    Attributes
+    ----------
+    fitted_ : bool
+        True once ``fit`` ran (random selection learns nothing from the data).
     """
 
     name = "random-balanced"
 
     def order(self, scores: np.ndarray, info: PoolInfo) -> np.ndarray:
+        self.check_is_fitted()
         if info.sources is None:
             raise TunesiftError(
                 "random-balanced needs records with sources; bare pool features have none"

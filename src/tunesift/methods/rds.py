@@ -64,6 +64,11 @@ class RDS(Method):
     aggregate : "round-robin" (the paper's best) or "max" (rank by best cosine to any query)
     seed : int
         Unused by the rule itself (it is deterministic); kept for a uniform interface.
+
+    Attributes
+    ----------
+    target_ : ndarray of shape (M, d), float32
+        The target queries, L2-normalized.
     """
 
     name = "rds"
@@ -80,6 +85,7 @@ class RDS(Method):
 
     def score(self, pool: np.ndarray) -> np.ndarray:
         """Each row's best cosine to any target query."""
+        self.check_is_fitted()
         out = np.empty(len(pool), dtype=np.float32)
         for s in range(0, len(pool), _BLOCK):
             sims = normalize_rows(pool[s : s + _BLOCK]) @ self.target_.T
@@ -172,6 +178,7 @@ class RDS(Method):
         return best
 
     def order(self, scores: np.ndarray, info: PoolInfo) -> np.ndarray:
+        self.check_is_fitted()
         by_score = top_k(scores, len(scores), ascending=False)
         if self.aggregate == "max":
             return by_score

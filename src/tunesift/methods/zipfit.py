@@ -107,11 +107,21 @@ class ZipFit(Method):
         Seeds the target sample.
     n_jobs : int
         Scoring threads; -1 for one per available core. The scores do not depend on it.
+
+    Attributes
+    ----------
+    target_rows_ : ndarray of int
+        The target rows sampled (all of them when the target has at most ``max_target``).
+    target_bytes_ : list of bytes
+        Those texts, UTF-8 encoded (``surrogatepass``).
+    target_sizes_ : ndarray of float
+        Their compressed lengths C(t_j) in bytes.
+    target_available_ : int
+        Target texts given to ``fit``.
     """
 
     name = "zipfit"
     inputs = "texts"
-    _param_names = ("compressor", "level", "max_target", "seed", "n_jobs")
 
     def __init__(
         self,
@@ -162,8 +172,7 @@ class ZipFit(Method):
 
     def score(self, pool: Sequence[str]) -> np.ndarray:
         """Each text's mean similarity 1 - NCD to the sampled target texts (higher is better)."""
-        if not hasattr(self, "target_sizes_"):
-            raise TunesiftError("ZipFit.score called before fit")
+        self.check_is_fitted()
         n = len(pool)
         jobs = self.n_jobs if self.n_jobs > 0 else _available_cores()
         if jobs == 1 or n <= ROWS_PER_TASK:
