@@ -313,3 +313,31 @@ def test_causal_rows_pass_per_item_arrays_and_rerun_the_baseline_per_seed(tmp_pa
     assert set(base[0]["per_item"]) == {"test_nll", "test_tokens", "correct", "pred"}
     kinds = {(c["metric"], c["absolute"]["kind"]) for c in result["comparisons"]}
     assert kinds == {("perplexity", "bootstrap"), ("accuracy", "bootstrap"), ("macro_f1", "t")}
+
+
+@pytest.mark.slow
+def test_causal_bench_on_a_tiny_model_keeps_per_item_scores(tmp_path, tiny_model):
+    """The real causal path on a random 2-layer Llama: every run keeps per-item NLL (whose
+    ratio is the reported perplexity), and the intervals are bootstraps over them."""
+    import dataclasses
+
+    from tunesift.evaluate.bench import UserTask, run_bench
+
+    paths = _user_files(tmp_path)
+    spec = dataclasses.replace(
+        PRESETS["causal"], methods=("random", "oracle"), budgets=(16,), seeds=(0, 1), n_boot=200,
+        causal={"model": tiny_model, "max_length": 16, "batch_size": 8, "epochs": 1},
+    )  # fmt: skip
+    user = UserTask(str(paths["train"]), str(paths["test"]), (str(paths["pool"]),),
+                    (str(paths["unlabeled"]),))  # fmt: skip
+    result = run_bench(spec, tmp_path / "out", device="cpu", user_task=user)
+    assert result["executed"] == 2 * 3
+    for row in result["rows"]:
+        items = row["per_item"]
+        assert len(items["test_nll"]) == 40
+        ppl = math.exp(sum(items["test_nll"]) / sum(items["test_tokens"]))
+        assert ppl == pytest.approx(row["metrics"]["perplexity"], rel=1e-6)
+    kinds = {(c["metric"], c["absolute"]["kind"]) for c in result["comparisons"]}
+    assert ("perplexity", "bootstrap") in kinds
+    if "accuracy" in result["rows"][0]["metrics"]:
+        assert ("accuracy", "bootstrap") in kinds
