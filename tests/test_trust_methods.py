@@ -227,3 +227,28 @@ def test_d4_ccs_record_field_direction_is_explicit():
         assert set(sel.tolist()) == set(np.flatnonzero(~pruned).tolist())
     with pytest.raises(TunesiftError, match="hard must be"):
         _ccs_order(x, x[:1], info, score_by="field:d", hard="hardest")
+
+
+# --- D5: SemDeDup clusters with spherical (cosine) k-means, seeded -----------------------------
+
+
+def test_d5_d4_kmeans_is_spherical_and_seeded():
+    from tunesift.methods import make_method
+
+    rng = np.random.default_rng(8)
+    dirs = rng.normal(size=(6, 12))
+    # rows along six directions with very different norms: Euclidean k-means splits by norm
+    x = np.vstack([d * s + rng.normal(size=(80, 12)) * 0.3 for d in dirs for s in (0.2, 5.0)])
+    x = x.astype(np.float32)
+    m = make_method("d4", n_clusters=6, seed=0).fit(x, None)
+    c = m.dedup_centroids_
+    np.testing.assert_allclose(np.linalg.norm(c, axis=1), 1.0, atol=1e-5)
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    labels = m.score(x).astype(int)
+    np.testing.assert_array_equal(labels, (xn @ c.T).argmax(axis=1))  # assignment by cosine
+    # a fixed point of spherical Lloyd: each centroid is its members' normalized mean
+    for k in np.unique(labels):
+        mean = xn[labels == k].sum(axis=0)
+        np.testing.assert_allclose(c[k], mean / np.linalg.norm(mean), atol=1e-4)
+    again = make_method("d4", n_clusters=6, seed=0).fit(x, None)
+    np.testing.assert_array_equal(again.dedup_centroids_, c)

@@ -5,7 +5,9 @@ and Diversification", NeurIPS 2023 (Sec. 3). SemDeDup: Abbas, Tirumala, Simig, G
 "SemDeDup: Data-efficient learning at web-scale through semantic deduplication" (2023), Alg. 1.
 SSL prototypes: Sorscher et al., "Beyond neural scaling laws" (NeurIPS 2022).
 
-1. SemDeDup: cluster the L2-normalized embeddings with k-means (spherical by normalization);
+1. SemDeDup: cluster the embeddings with spherical (cosine) k-means, as the official code does
+   (faiss ``spherical=True``; ``kmeans.fit_spherical_kmeans``), each item to its closest
+   centroid by cosine;
    inside a cluster, visit items from the farthest to the nearest of its centroid and drop an
    item whose cosine to an already kept item exceeds ``1 - epsilon``.
 2. Prototypes: re-cluster what is left and rank it by cosine distance to its own centroid,
@@ -28,7 +30,7 @@ import numpy as np
 
 from tunesift.errors import TunesiftError
 from tunesift.methods.base import Method, PoolInfo
-from tunesift.methods.kmeans import assign, fit_kmeans
+from tunesift.methods.kmeans import assign_cosine, fit_spherical_kmeans
 from tunesift.methods.rds import normalize_rows
 
 _BLOCK = 4096
@@ -61,16 +63,16 @@ class D4(Method):
     Parameters
     ----------
     n_clusters : int
-        k of both k-means steps (default 100).
+        k of both spherical k-means steps (default 100).
     epsilon : float
         SemDeDup threshold: items with cosine above ``1 - epsilon`` to a kept item are duplicates.
     fit_sample : int
         Rows each k-means is fitted on.
     seed : int
+        Seeds both k-means fits (initialization and the fit sample).
     """
 
     name = "d4"
-    _param_names = ("n_clusters", "epsilon", "fit_sample", "seed")
 
     def __init__(
         self, n_clusters: int = 100, epsilon: float = 0.05, fit_sample: int = 100_000, seed: int = 0
@@ -83,15 +85,14 @@ class D4(Method):
     def fit(self, pool: np.ndarray, target: Any = None) -> D4:
         if not 0 <= self.epsilon < 2:
             raise TunesiftError(f"epsilon must be in [0, 2), got {self.epsilon}")
-        x = normalize_rows(pool)
-        self.dedup_centroids_ = fit_kmeans(
-            x, int(self.n_clusters), seed=self.seed, fit_sample=int(self.fit_sample)
+        self.dedup_centroids_ = fit_spherical_kmeans(
+            pool, int(self.n_clusters), seed=self.seed, fit_sample=int(self.fit_sample)
         )
         return self
 
     def score(self, pool: np.ndarray) -> np.ndarray:
         """The row's SemDeDup cluster (the rule lives in ``order``, which needs whole clusters)."""
-        return assign(normalize_rows(pool), self.dedup_centroids_)[0].astype(np.float32)
+        return assign_cosine(pool, self.dedup_centroids_)[0].astype(np.float32)
 
     def order(self, scores: np.ndarray, info: PoolInfo) -> np.ndarray:
         if info.features is None:
@@ -101,16 +102,16 @@ class D4(Method):
         keep = np.zeros(len(x), dtype=bool)
         for c in np.unique(labels):
             rows = np.flatnonzero(labels == c)
-            cos = x[rows] @ normalize_rows(self.dedup_centroids_[c : c + 1])[0]
+            cos = x[rows] @ self.dedup_centroids_[c]
             rows = rows[np.argsort(cos, kind="stable")]  # farthest from the centroid first
             keep[rows] = semdedup_cluster(x[rows], 1.0 - self.epsilon)
         kept = np.flatnonzero(keep)
         self.n_duplicates_ = int(len(x) - len(kept))
-        proto = fit_kmeans(
+        proto = fit_spherical_kmeans(
             x[kept], int(self.n_clusters), seed=self.seed + 1, fit_sample=int(self.fit_sample)
         )
-        near, _ = assign(x[kept], proto)
-        dist = 1.0 - np.einsum("ij,ij->i", x[kept], normalize_rows(proto)[near])
+        _, cos_to_proto = assign_cosine(x[kept], proto)
+        dist = 1.0 - cos_to_proto
         ranked = kept[np.argsort(-dist, kind="stable")]
         dups = np.flatnonzero(~keep)
         return np.concatenate([ranked, dups])

@@ -37,3 +37,59 @@ def assign(x: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray
         labels[s : s + len(b)] = d.argmin(axis=1)
         dist[s : s + len(b)] = np.maximum(d[np.arange(len(b)), labels[s : s + len(b)]], 0.0)
     return labels, dist
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def fit_spherical_kmeans(
+    x: np.ndarray, n_clusters: int, *, seed: int, fit_sample: int = 100_000, max_iter: int = 100
+) -> np.ndarray:
+    """Unit-norm centroids of spherical k-means (cosine) on a seeded sample of ``x``.
+
+    Dhillon and Modha, "Concept decompositions for large sparse text data using clustering"
+    (2001): rows are L2-normalized, each is assigned to the centroid of largest cosine, and a
+    centroid is its members' mean renormalized to the unit sphere. SemDeDup's official code runs
+    faiss ``Kmeans(..., spherical=True)``, the same iteration. Seeded k-means++ initialization
+    (on unit vectors its squared distance is 2 - 2 cos); an emptied cluster keeps its centroid.
+    Stops when no assignment changes, or after ``max_iter`` iterations.
+    """
+    from scipy.sparse import csr_matrix
+    from sklearn.cluster import kmeans_plusplus
+
+    if n_clusters < 1:
+        raise TunesiftError(f"n_clusters must be positive, got {n_clusters}")
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(x), size=fit_sample, replace=False) if len(x) > fit_sample else None
+    sample = _unit(x if rows is None else x[np.sort(rows)])
+    k = min(n_clusters, len(sample))
+    centroids, _ = kmeans_plusplus(sample, k, random_state=seed)
+    centroids = _unit(centroids)
+    labels = np.full(len(sample), -1, dtype=np.int64)
+    for _ in range(max_iter):
+        new, _ = assign_cosine(sample, centroids)
+        if np.array_equal(new, labels):
+            break
+        labels = new
+        member = csr_matrix(
+            (np.ones(len(sample), dtype=np.float32), (labels, np.arange(len(sample)))),
+            shape=(k, len(sample)),
+        )
+        sums = np.asarray(member @ sample, dtype=np.float32)
+        filled = np.linalg.norm(sums, axis=1) > 0
+        centroids[filled] = _unit(sums[filled])
+    return centroids.astype(np.float32)
+
+
+def assign_cosine(x: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centroid of largest cosine for every row, and that cosine, block by block."""
+    labels = np.empty(len(x), dtype=np.int64)
+    cos = np.empty(len(x), dtype=np.float32)
+    c = _unit(centroids)
+    for s in range(0, len(x), _BLOCK):
+        sims = _unit(x[s : s + _BLOCK]) @ c.T
+        labels[s : s + len(sims)] = sims.argmax(axis=1)
+        cos[s : s + len(sims)] = sims[np.arange(len(sims)), labels[s : s + len(sims)]]
+    return labels, cos
