@@ -332,7 +332,7 @@ def test_text_template_fields(tmp_path):
         "missing field 'n' for text_template": 1,
     }
     for bad in ("{}", "{0}", "{a!x}", "no fields", "{a"):
-        with pytest.raises(InputError, match="text-template"):
+        with pytest.raises(InputError, match="text_template"):
             Corpus(path, text_template=bad)
 
 
