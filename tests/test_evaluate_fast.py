@@ -1,6 +1,7 @@
 """`tunesift evaluate` fast mode: the Lemma 1 n-gram view, the leakage guard, the report."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -107,3 +108,19 @@ def test_evaluate_cli_reports_every_selection_beside_the_baseline(tmp_path, caps
     rc = main(["evaluate", "--selection", f"leak={leak}", "--task-train", train,
                "--task-test", test, "--base", base, "-q"])  # fmt: skip
     assert rc == 2 and "target's labeled texts" in capsys.readouterr().err
+
+
+def test_evaluate_is_a_documented_python_call():
+    """``tunesift.evaluate.evaluate`` is ``tunesift evaluate`` from Python; every parameter of it
+    is described in its docstring."""
+    import inspect
+
+    import tunesift.evaluate as ev
+
+    assert ev.evaluate is evaluate
+    doc = inspect.getdoc(ev.evaluate) or ""
+    for name in inspect.signature(ev.evaluate).parameters:
+        assert re.search(rf"^{name}\b|, {name}\b", doc, re.M), f"{name} is not documented"
+    task = ev.LabeledTask("t", ["a b", "c d"], ["x", "y"], ["a b c", "d e"], ["x", "y"])
+    report = ev.evaluate({"s": ["a b a b"]}, task, base=["c d e f"], seeds=[0])
+    assert [r.selection for r in report.rows] == [ev.BASELINE, "s"]

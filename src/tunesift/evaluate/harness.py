@@ -16,12 +16,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tunesift.corpus.corpus import Corpus
 from tunesift.errors import InputError, TunesiftError
 from tunesift.evaluate.fast import FastConfig, evaluate_fast
 from tunesift.evaluate.task import LabeledTask
+
+if TYPE_CHECKING:
+    from tunesift.evaluate.causal import CausalConfig
+    from tunesift.evaluate.encoder import EncoderConfig
 
 BASELINE = "no-pre-fine-tuning"
 
@@ -170,8 +174,8 @@ def evaluate(
     base: Sequence[str] | None = None,
     seeds: Sequence[int] = (0, 1, 2),
     fast_config: FastConfig | None = None,
-    encoder_config: Any = None,
-    causal_config: Any = None,
+    encoder_config: EncoderConfig | None = None,
+    causal_config: CausalConfig | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Report:
     """Evaluate each selection (name -> texts) and the no-pre-fine-tuning baseline on ``task``.
@@ -183,6 +187,30 @@ def evaluate(
     macro-F1 on its test split. ``mode="causal"``: continued causal-LM training (LoRA by default)
     of SmolLM2 on the selection, then the perplexity of the task's test texts and zero-shot
     multiple-choice accuracy and macro-F1 by label log-likelihood (the train split is unused).
+
+    Parameters
+    ----------
+    selections : dict of str to sequence of str
+        Selection name -> its texts (e.g. ``read_texts(["runs/gotd/selected.jsonl"])``). A
+        selection holding one of the task's labeled texts is refused (``check_leakage``).
+    task : LabeledTask
+        The target: labeled train and test splits (``load_task(train_file, test_file)``).
+    mode : "fast", "encoder" or "causal"
+    base : sequence of str or None
+        Fast mode: the corpus standing for pre-training (usually the pool); unused otherwise.
+    seeds : sequence of int
+        Every selection and the baseline run once per seed (the same seeds for all).
+    fast_config, encoder_config, causal_config : configuration or None
+        The mode's hyper-parameters (``FastConfig``, ``EncoderConfig``, ``CausalConfig``; None
+        is the defaults), recorded in the report; the device is the config's ``device``.
+    progress : callable or None
+        Receives one line per finished run.
+
+    Returns
+    -------
+    Report
+        ``rows`` (selection, seed, metrics, seconds), ``summary()`` (mean and std over seeds),
+        ``table()`` and ``to_dict()`` (JSON-ready, with the configuration and the environment).
     """
     if BASELINE in selections:
         raise TunesiftError(f"{BASELINE!r} is the baseline's name; rename that selection")
