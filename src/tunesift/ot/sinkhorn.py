@@ -298,7 +298,8 @@ def sinkhorn(
         if not math.isfinite(err):
             raise TunesiftError(
                 f"Sinkhorn diverged at iteration {it} (eps={eps:.3g} is too small for this cost "
-                "scale in float32; use a larger --epsilon)"
+                "scale in float32; use a larger epsilon)",
+                param="epsilon",
             )
 
     for it in range(1, max_iter + 1):
