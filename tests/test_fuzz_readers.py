@@ -11,8 +11,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from tunesift.cli.main import main
 from tunesift.corpus.corpus import Corpus
+from tunesift.errors import InputError
 
 
 def _jsonl(path: Path, rows: list[dict]) -> Path:
@@ -58,3 +63,222 @@ def test_target_source_falls_back_to_its_own_source_then_the_file_name(tmp_path)
     # the fallback changes which records are good, so it is part of the fingerprint
     assert corpus.fingerprint() != strict.fingerprint()
     assert Corpus(path).fingerprint() == Corpus(path, source_fallback=False).fingerprint()
+
+
+# ---- H3: fuzzing the readers -------------------------------------------------------------------
+
+FUZZ = settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    derandomize=True,  # CI reruns the same examples; new cases are found by raising max_examples
+)
+
+GOOD = [{"text": "the cat sat on the mat", "id": "a"}, {"text": "a dog barked", "id": "b"},
+        {"text": "compile the kernel", "id": "c"}]  # fmt: skip
+
+
+def _good_jsonl_bytes() -> bytes:
+    return "".join(json.dumps(r) + "\n" for r in GOOD).encode()
+
+
+def _read_all(path: Path, on_bad: str, **options) -> Corpus:
+    corpus = Corpus(path, on_bad=on_bad, **options)
+    for _ in corpus.batches(2):
+        pass
+    return corpus
+
+
+def _check_error(exc: InputError, path: Path) -> None:
+    text = str(exc)
+    assert "\n" not in text, text
+    assert str(path) in text, text
+
+
+def _expected_rows(data: bytes) -> int:
+    """Non-blank physical lines: each must end up a good record or a counted bad one."""
+    lines = data.split(b"\n")
+    if lines and lines[0].startswith(b"\xef\xbb\xbf"):
+        lines[0] = lines[0][3:]
+    return sum(1 for line in lines if line.strip())
+
+
+def _roundtrip(path: Path, data: bytes, **options) -> None:
+    """The fuzz property for a line-based file holding ``data``."""
+    path.write_bytes(data)
+    try:
+        skipped = _read_all(path, "skip", **options)
+    except InputError as exc:  # a whole-file problem (a JSON array, a damaged gzip stream)
+        _check_error(exc, path)
+        with pytest.raises(InputError):
+            _read_all(path, "error", **options)
+        return
+    rep = skipped.report
+    if path.suffix == ".jsonl":
+        assert rep.good + rep.bad == _expected_rows(data), (rep.good, rep.bad)
+    assert sum(rep.bad_by_reason.values()) == rep.bad
+    try:
+        _read_all(path, "error", **options)
+    except InputError as exc:
+        _check_error(exc, path)
+        assert rep.bad > 0 and exc.line is not None  # the first bad row, by its line
+    else:
+        assert rep.bad == 0
+
+
+def _mutate(data: bytes, edits: list[tuple[int, int]]) -> bytes:
+    buf = bytearray(data)
+    for pos, byte in edits:
+        if not buf:
+            break
+        buf[pos % len(buf)] = byte
+    return bytes(buf)
+
+
+EDITS = st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=6)
+
+
+@FUZZ
+@given(st.binary(max_size=300))
+def test_fuzz_jsonl_arbitrary_bytes(tmp_path, data):
+    _roundtrip(tmp_path / "f.jsonl", data)
+
+
+@FUZZ
+@given(edits=EDITS, cut=st.integers(0, 200), nul=st.integers(0, 200))
+def test_fuzz_jsonl_damaged_records(tmp_path, edits, cut, nul):
+    data = _mutate(_good_jsonl_bytes(), edits)
+    data = data[: len(data) - cut % (len(data) + 1)]  # truncated
+    data = data[:nul] + b"\0" + data[nul:]  # a NUL byte
+    _roundtrip(tmp_path / "f.jsonl", data, id_field="id")
+
+
+@FUZZ
+@given(
+    st.lists(
+        st.one_of(
+            st.none(), st.integers(), st.floats(allow_nan=True), st.booleans(), st.text(max_size=8),
+            st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=2), st.none()),
+        ),
+        min_size=1, max_size=6,
+    ),
+    st.sampled_from(["jsonl", "parquet"]),
+)  # fmt: skip
+def test_fuzz_text_field_values(tmp_path, values, fmt):
+    """Missing, null and non-string text fields: each a counted bad record, never a crash."""
+    rows = [{"text": v} if i % 3 else {"other": v} for i, v in enumerate(values)]
+    path = tmp_path / f"f.{fmt}"
+    if fmt == "jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        texts = [r.get("text") for r in rows]
+        try:
+            table = pa.table({"text": pa.array([None if not isinstance(t, str) else t
+                                                for t in texts], pa.string())})  # fmt: skip
+        except pa.ArrowException:
+            return
+        pq.write_table(table, path)
+    corpus = _read_all(path, "skip")
+    good = (
+        sum(1 for r in rows if isinstance(r.get("text"), str) and r["text"].strip())
+        if fmt == "jsonl"
+        else sum(1 for t in table.column("text").to_pylist() if t and t.strip())
+    )
+    assert corpus.report.good == good
+    assert corpus.report.good + corpus.report.bad == len(rows)
+
+
+@FUZZ
+@given(edits=EDITS, cut=st.integers(0, 4000))
+def test_fuzz_gzip_truncated_and_corrupted(tmp_path, edits, cut):
+    import gzip
+
+    data = gzip.compress(_good_jsonl_bytes() * 20)
+    data = _mutate(data, edits)[: max(0, len(data) - cut)]
+    path = tmp_path / "f.jsonl.gz"
+    path.write_bytes(data)
+    for on_bad in ("skip", "error"):
+        try:
+            _read_all(path, on_bad)
+        except InputError as exc:
+            _check_error(exc, path)
+
+
+@FUZZ
+@given(edits=EDITS, cut=st.integers(0, 3000))
+def test_fuzz_parquet_truncated_and_corrupted(tmp_path, edits, cut):
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(GOOD * 10), buf, compression="snappy")
+    data = buf.getvalue()
+    data = _mutate(data, edits)[: max(0, len(data) - cut)]
+    path = tmp_path / "f.parquet"
+    path.write_bytes(data)
+    for on_bad in ("skip", "error"):
+        try:
+            _read_all(path, on_bad)
+        except InputError as exc:
+            _check_error(exc, path)
+
+
+@FUZZ
+@given(st.binary(max_size=300), st.sampled_from(["csv", "tsv", "txt"]))
+def test_fuzz_csv_tsv_txt_arbitrary_bytes(tmp_path, data, fmt):
+    _roundtrip(tmp_path / f"f.{fmt}", data)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32", "latin-1", "cp1252", "shift_jis"])
+def test_wrong_encodings_are_bad_rows_with_their_line(tmp_path, encoding):
+    text = "".join(json.dumps({"text": t}, ensure_ascii=False) + "\n"
+                   for t in ["café au lait", "naïve façade", "日本語のテキスト"])  # fmt: skip
+    try:
+        data = text.encode(encoding)
+    except UnicodeEncodeError:
+        data = text.encode(encoding, errors="replace")
+    _roundtrip(tmp_path / "f.jsonl", data)
+    if encoding in ("utf-16", "utf-32", "latin-1"):
+        with pytest.raises(InputError, match=r"f\.jsonl:1: "):
+            _read_all(tmp_path / "f.jsonl", "error")
+
+
+def test_empty_and_blank_files_read_as_no_records(tmp_path):
+    for name, data in [("e.jsonl", b""), ("b.jsonl", b"\n \n\t\n"), ("e.csv", b""),
+                       ("h.csv", b"text\n"), ("e.txt", b"\n\n")]:  # fmt: skip
+        path = tmp_path / name
+        path.write_bytes(data)
+        corpus = _read_all(path, "error")
+        assert corpus.report.good == 0 and corpus.report.bad == 0
+
+
+def test_duplicate_ids_are_bad_records_naming_the_first(tmp_path):
+    path = _jsonl(tmp_path / "d.jsonl", [{"text": "a", "id": 1}, {"text": "b", "id": 2},
+                                         {"text": "c", "id": 1}])  # fmt: skip
+    with pytest.raises(InputError, match=r"d\.jsonl:3: duplicate id '1' \(first at line 1\)"):
+        _read_all(path, "error", id_field="id")
+    corpus = _read_all(path, "skip", id_field="id")
+    assert corpus.report.good == 2 and corpus.report.bad == 1
+    assert _read_all(path, "error").report.good == 3  # without --id-field ids are file:line
+
+
+@pytest.mark.slow
+def test_a_100_mb_single_line_is_read_in_bounded_time(tmp_path):
+    import time
+
+    path = tmp_path / "huge.jsonl"
+    word = "lorem ipsum dolor sit amet "
+    with open(path, "w") as fh:
+        fh.write('{"text": "')
+        fh.write(word * (100 * 2**20 // len(word)))
+        fh.write('"}\n{"text": "short"}\n')
+        fh.write('{"text": "' + "x" * (50 * 2**20) + "\n")  # and a truncated huge one
+    t0 = time.perf_counter()
+    corpus = _read_all(path, "skip")
+    assert corpus.report.good == 2 and corpus.report.bad == 1
+    assert time.perf_counter() - t0 < 60

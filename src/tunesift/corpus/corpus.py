@@ -72,17 +72,21 @@ def _field_list(rec: dict[str, Any]) -> str:
 
 
 def _unique(
-    parsed: tuple[str, str | None, str | None], seen: dict[str, tuple[str, int]], key: str, line: int
+    parsed: tuple[str, str | None, str | None],
+    seen: dict[str, int],
+    line: int,
 ) -> tuple[str, str | None, str | None] | Problem:
-    """``parsed``, or a Problem when its id was seen before (naming where it was first)."""
+    """``parsed``, or a Problem when its id came before in the same file (naming the line).
+
+    Files are checked one by one: two datasets numbering their records 0, 1, ... each are
+    a normal pool, while an id repeated inside one file is a broken key.
+    """
     id_ = parsed[1]
     assert id_ is not None
-    first = seen.get(id_)
-    if first is None:
-        seen[id_] = (key, line)
+    first = seen.setdefault(id_, line)
+    if first == line:
         return parsed
-    where = f"line {first[1]}" if first[0] == key else f"{first[0]}:{first[1]}"
-    return Problem(f"duplicate id {id_!r} (first at {where})")
+    return Problem(f"duplicate id {id_!r} (first at line {first})")
 
 
 def _new_batch() -> RecordBatch:
@@ -161,7 +165,7 @@ class Corpus:
         }
         if self.source_fallback:  # only when set, so that existing caches keep their keys
             options["source_fallback"] = True
-        if self.id_field is not None:  # a repeated id is a bad record (since reading version 1+)
+        if self.id_field is not None:  # an id repeated within a file is a bad record
             options["unique_ids"] = True
         h = hashlib.sha256(json.dumps(options, sort_keys=True).encode())
         for p in self.paths:
@@ -234,17 +238,16 @@ class Corpus:
         fingerprint = self.fingerprint()
         report = self.report = ReadReport()
         batch = _new_batch()
-        # with --id-field, ids are keys a user joins on: a repeated one is a bad record
-        seen_ids: dict[str, tuple[str, int]] | None = {} if self.id_field is not None else None
         for path, fmt in zip(self.paths, self.formats, strict=True):
             key, name, stem = str(path), path.name, source_name(path)
             report.per_file.setdefault(key, 0)  # the same file given twice adds up
             first = True
+            seen_ids: dict[str, int] = {}  # with --id-field: ids are unique within a file
             for line, rec in read_rows(path, fmt):
                 parsed = rec if isinstance(rec, Problem) else self._parse(rec, path, first)
                 first = False
-                if seen_ids is not None and not isinstance(parsed, Problem):
-                    parsed = _unique(parsed, seen_ids, key, line)
+                if self.id_field is not None and not isinstance(parsed, Problem):
+                    parsed = _unique(parsed, seen_ids, line)
                 if isinstance(parsed, Problem):
                     if self.on_bad == "error":
                         raise InputError(parsed.reason, path, line, param=parsed.param)
