@@ -392,3 +392,6 @@ def test_cli_renders_every_parameter_an_error_names():
     assert (
         render_error(TunesiftError("tol must be positive", param="tol")) == "tol must be positive"
     )
+    # a dotted name (a field of a dataclass the caller built) maps as a whole
+    err = TunesiftError("no reservoir (give UserTask.unlabeled)", param="UserTask.unlabeled")
+    assert render_error(err) == "no reservoir (give --task-unlabeled)"

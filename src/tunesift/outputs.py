@@ -311,14 +311,16 @@ def check_outputs(
         if not overwrite and d.path.is_dir() and not _claimable(d.path):
             raise OutputError(
                 f"{flag(d)} already holds files that tunesift did not write; choose a new or "
-                "empty folder, or pass --overwrite to write into it anyway"
+                "empty folder, or pass overwrite to write into it anyway",
+                param="overwrite",
             )
     for out in outs:
         if overwrite or not out.path.exists() or written_by_tunesift(out.path):
             continue
         raise OutputError(
             f"{flag(out)} already exists and was not written by tunesift (or was changed since); "
-            "pass --overwrite to replace it, or choose another path"
+            "pass overwrite to replace it, or choose another path",
+            param="overwrite",
         )
     for out in outs:
         _probe_writable(out.path.parent, out.option)

@@ -31,6 +31,8 @@ FLAGS: dict[str, str] = {
     "Selection.write.path": "--out",
     "Selection.write_scores.path": "--scores-out",
     "Comparison.write.path": "--save",
+    "UserTask.unlabeled": "--task-unlabeled",
+    "overwrite": "--overwrite",
 }
 
 

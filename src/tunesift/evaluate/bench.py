@@ -228,7 +228,8 @@ class BenchTask:
         """``budget`` reservoir texts drawn with the seed (all of them when it holds fewer)."""
         if not self.reservoir:
             raise TunesiftError(
-                f"{self.name}: no in-domain reservoir for the oracle row (give --task-unlabeled)"
+                f"{self.name}: no in-domain reservoir for the oracle row (give UserTask.unlabeled)",
+                param="UserTask.unlabeled",
             )
         rng = random.Random(f"{seed}/{self.name}/oracle/{budget}")
         return rng.sample(self.reservoir, min(budget, len(self.reservoir)))
