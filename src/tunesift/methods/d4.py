@@ -70,6 +70,13 @@ class D4(Method):
         Rows each k-means is fitted on.
     seed : int
         Seeds both k-means fits (initialization and the fit sample).
+
+    Attributes
+    ----------
+    dedup_centroids_ : ndarray of shape (k, d), float32
+        Unit-norm centroids of the SemDeDup clustering.
+    n_duplicates_ : int
+        Set by ``order``: pool rows SemDeDup dropped as semantic duplicates.
     """
 
     name = "d4"
@@ -92,9 +99,11 @@ class D4(Method):
 
     def score(self, pool: np.ndarray) -> np.ndarray:
         """The row's SemDeDup cluster (the rule lives in ``order``, which needs whole clusters)."""
+        self.check_is_fitted()
         return assign_cosine(pool, self.dedup_centroids_)[0].astype(np.float32)
 
     def order(self, scores: np.ndarray, info: PoolInfo) -> np.ndarray:
+        self.check_is_fitted()
         if info.features is None:
             raise TunesiftError("d4 needs the pool features")
         x = normalize_rows(info.features)
