@@ -40,6 +40,12 @@ def test_resolver_rules_without_a_gpu(no_gpu):
         # one line, naming the Python parameter and never a CLI flag
         assert "\n" not in msg and msg.startswith("device ") and "--" not in msg
         assert repr(asked) in msg
+    # the CLI words the same error with its flag, from the one mapping
+    from tunesift.cli.errors import render_error
+
+    with pytest.raises(TunesiftError) as err:
+        resolve_device("cuda")
+    assert render_error(err.value) == "--device 'cuda' was asked for, but torch sees no CUDA device"
     for bad in ("gpu", "cuda:x", "CPU", "", "cuda:"):
         with pytest.raises(TunesiftError, match=r"^device must be 'auto', 'cpu', 'cuda'"):
             check_device(bad)

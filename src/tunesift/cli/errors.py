@@ -33,6 +33,7 @@ FLAGS: dict[str, str] = {
     "Comparison.write.path": "--save",
     "UserTask.unlabeled": "--task-unlabeled",
     "overwrite": "--overwrite",
+    "load_tasks_model.model": "--model",
 }
 
 

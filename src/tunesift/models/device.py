@@ -28,7 +28,8 @@ def check_device(device: str) -> str:
     """
     if not isinstance(device, str) or not _SYNTAX.fullmatch(device):
         raise TunesiftError(
-            f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}"
+            f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}",
+            param="device",
         )
     return device
 
@@ -57,13 +58,18 @@ def resolve_device(device: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise TunesiftError(f"device {device!r} was asked for, but torch sees no CUDA device")
+            raise TunesiftError(
+                f"device {device!r} was asked for, but torch sees no CUDA device", param="device"
+            )
         index = int(device.partition(":")[2] or 0)
         if index >= torch.cuda.device_count():
             raise TunesiftError(
                 f"device {device!r} was asked for, but torch sees "
-                f"{torch.cuda.device_count()} CUDA device(s)"
+                f"{torch.cuda.device_count()} CUDA device(s)",
+                param="device",
             )
     if device == "mps" and not torch.backends.mps.is_available():
-        raise TunesiftError("device 'mps' was asked for, but torch's MPS backend is unavailable")
+        raise TunesiftError(
+            "device 'mps' was asked for, but torch's MPS backend is unavailable", param="device"
+        )
     return torch.device(device)

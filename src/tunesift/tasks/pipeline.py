@@ -64,7 +64,9 @@ def load_tasks_model(
     except TunesiftError as exc:
         raise TunesiftError(
             f"model {model!r} is not 'tiny', 'smollm2', a model folder or a TinyLM state file "
-            f"({exc})"
+            f"({exc})",
+            param="model",
+            func="load_tasks_model",
         ) from None
     return base, ByteTokenizer()
 
@@ -257,7 +259,11 @@ def select_tasks(
     TaskSelection
     """
     if rule not in RULES:
-        raise TunesiftError(f"rule must be one of {', '.join(RULES)}, got {rule!r}")
+        raise TunesiftError(
+            f"rule must be one of {', '.join(RULES)}, got {rule!r}",
+            param="rule",
+            func="select_tasks",
+        )
     gx, tok, files, fit_dir, report = _fitted(
         tasks, target, model=model, lora_r=lora_r, projection_dim=projection_dim,
         calibrate=calibrate, subset_size=subset_size, lam=lam, max_length=max_length,
