@@ -62,8 +62,10 @@ def test_tasks_fixed_test_split_seeded_target_sample_and_oracle_never_in_the_poo
         assert s0 == bt.target_sample(spec.target_size(), 0)
         o0, o1 = bt.oracle(100, 0), bt.oracle(100, 1)
         assert len(o0) == 100 and o0 != o1 and {_fold(t) for t in o0} <= reservoir
-    again = build_task(spec, spec.tasks[0])
+    # other methods or budgets (a preset run in parts) keep the same splits and reservoir
+    again = build_task(restrict(spec, methods=["random"], budgets=[5]), spec.tasks[0])
     assert again.task.test_texts == tasks[0].task.test_texts
+    assert again.reservoir == tasks[0].reservoir
     small = type(spec)(**{**spec.__dict__, "pool_per_source": 300})
     pool = {_fold(r["text"]) for r in build_pool(small, tasks)}
     for bt in tasks:

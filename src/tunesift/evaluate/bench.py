@@ -36,7 +36,6 @@ import csv
 import dataclasses
 import hashlib
 import json
-import math
 import random
 import statistics
 import time
@@ -90,6 +89,10 @@ class Preset:
     causal: dict[str, Any] = field(default_factory=dict)
     # the seeded target sample, per label, drawn from the labeled train split (None: half of it)
     target_per_label: int | None = None
+    # unlabeled in-domain texts per label kept for the oracle row (and out of the pool); fixed
+    # per preset, not derived from the methods or budgets run, so that running a preset in parts
+    # (other --methods, --budgets) draws the same pool and reuses the finished runs
+    oracle_per_label: int = 0
     # bootstrap replicates of the paired intervals
     n_boot: int = 2000
     # only these of ``tasks`` run (``restrict``); the pool still excludes every task's texts,
@@ -111,19 +114,20 @@ PRESETS: dict[str, Preset] = {
     "smoke": Preset(
         "smoke", (TaskSpec("fortunes", 3),), ("dsir", "random", "oracle"), (50,), (0, 1),
         ("fast",), pool_per_source=150, train_per_label=10, test_per_label=20,
-        featurizer="static", n_boot=200,
+        featurizer="static", oracle_per_label=40, n_boot=200,
     ),
     # issue 5's CPU protocol: <= 90 minutes on a 2-core CPU
     "cpu": Preset(
         "cpu", FOUR_TASKS, ("gotd", "dsir", "rds", "random"), (100, 400), (0, 1, 2),
         ("fast", "encoder"), pool_per_source=2000, train_per_label=16, test_per_label=100,
-        encoder={"max_length": 64, "mlm_epochs": 1, "clf_epochs": 3},
+        encoder={"max_length": 64, "mlm_epochs": 1, "clf_epochs": 3}, oracle_per_label=200,
     ),
     # the same protocol at a larger scale, for a GPU machine
     "gpu": Preset(
         "gpu", FOUR_TASKS, ("gotd", "dsir", "rds", "random", "kmq", "d4", "random-balanced"),
         (1000, 5000), (0, 1, 2), ("fast", "encoder"), pool_per_source=20000,
         train_per_label=32, test_per_label=250, encoder={"max_length": 128, "mlm_epochs": 2},
+        oracle_per_label=2500,
     ),
     # causal mode in miniature, sized for a 2-core CPU (docs/benchmarks.md): one target, one
     # budget, LoRA on SmolLM2-135M at 64 tokens, 100 test texts scored per run; two seeds, as
@@ -132,6 +136,7 @@ PRESETS: dict[str, Preset] = {
         "causal-cpu", (TaskSpec("fortunes"),), ("gotd", "dsir", "rds", "random"), (100,),
         (0, 1), ("causal",), pool_per_source=1000, train_per_label=16, test_per_label=25,
         causal={"max_length": 64, "epochs": 1, "batch_size": 8, "lr": 1e-3},
+        oracle_per_label=50,
     ),
     # issue 14's causal protocol: four targets x two budgets x three seeds, the oracle and
     # random references, perplexity and downstream accuracy (64 labeled train and 100 test texts
@@ -140,7 +145,7 @@ PRESETS: dict[str, Preset] = {
     "causal": Preset(
         "causal", FOUR_TASKS, ("gotd", "dsir", "rds", "random", "oracle"), (100, 400),
         (0, 1, 2), ("causal",), pool_per_source=2000, train_per_label=64, test_per_label=100,
-        target_per_label=32,
+        target_per_label=32, oracle_per_label=200,
         causal={"max_length": 32, "epochs": 1, "batch_size": 8, "lr": 1e-3},
     ),
     # the causal protocol for one <= 8-minute H100/H200 window: larger budgets and sequences
@@ -148,7 +153,7 @@ PRESETS: dict[str, Preset] = {
     "causal-gpu": Preset(
         "causal-gpu", FOUR_TASKS, ("gotd", "dsir", "rds", "random", "oracle"), (400, 1600),
         (0, 1, 2), ("causal",), pool_per_source=5000, train_per_label=64, test_per_label=100,
-        target_per_label=32,
+        target_per_label=32, oracle_per_label=800,
         causal={"max_length": 128, "epochs": 1, "batch_size": 32, "lr": 1e-3,
                 "eval_batch_size": 64},
     ),
@@ -228,7 +233,8 @@ class BenchTask:
         """``budget`` reservoir texts drawn with the seed (all of them when it holds fewer)."""
         if not self.reservoir:
             raise TunesiftError(
-                f"{self.name}: no in-domain reservoir for the oracle row (give UserTask.unlabeled)",
+                f"{self.name}: no in-domain reservoir for the oracle row (a preset's "
+                "oracle_per_label, or UserTask.unlabeled)",
                 param="UserTask.unlabeled",
             )
         rng = random.Random(f"{seed}/{self.name}/oracle/{budget}")
@@ -237,8 +243,7 @@ class BenchTask:
 
 def build_task(spec: Preset, task: TaskSpec) -> BenchTask:
     """Fixed, stratified test and train splits of the source's most frequent labels, and the
-    in-domain reservoir (``ceil(2 * max budget / labels)`` more texts per label, as available)
-    when the oracle row is asked for."""
+    in-domain reservoir (``oracle_per_label`` more texts per label, as many as there are)."""
     src = get_source(task.source)
     src.require()
     by_label: dict[str, list[str]] = defaultdict(list)
@@ -257,9 +262,7 @@ def build_task(spec: Preset, task: TaskSpec) -> BenchTask:
     ][: task.n_labels]
     if len(labels) < 2:
         raise TunesiftError(f"{task.source}: fewer than two labels with {need} records each")
-    extra = 0
-    if ORACLE in spec.methods:
-        extra = math.ceil(2 * max(spec.budgets) / len(labels))
+    extra = spec.oracle_per_label
     # one shuffle per label, independent of the seed: the test split pairs across seeds
     rng = random.Random(f"0/{task.source}/task")
     tr_x, tr_y, te_x, te_y, reservoir = [], [], [], [], []
