@@ -252,3 +252,83 @@ def test_d5_d4_kmeans_is_spherical_and_seeded():
         np.testing.assert_allclose(c[k], mean / np.linalg.norm(mean), atol=1e-4)
     again = make_method("d4", n_clusters=6, seed=0).fit(x, None)
     np.testing.assert_array_equal(again.dedup_centroids_, c)
+
+
+# --- D6: NaN or infinite features are refused before any solve, naming file and row ------------
+
+
+def test_d6_nonfinite_npy_names_the_file_and_the_first_bad_row(tmp_path):
+    import tunesift
+    from tunesift.errors import InputError
+    from tunesift.features.store import load_features_npy
+
+    pool, target = _clouds(40, 6)
+    bad = pool.copy()
+    bad[9, 2] = np.inf
+    bad[5, 0] = np.nan
+    np.save(tmp_path / "pool.npy", bad)
+    np.save(tmp_path / "target.npy", target)
+    with pytest.raises(InputError, match=r"pool\.npy: row 5 ") as info:
+        load_features_npy(tmp_path / "pool.npy")
+    assert "\n" not in str(info.value)
+    wide = pool.astype(np.float64)
+    wide[3, 1] = 1e39  # finite in float64, infinite once read as float32
+    np.save(tmp_path / "wide.npy", wide)
+    with pytest.raises(InputError, match=r"wide\.npy: row 3 "):
+        load_features_npy(tmp_path / "wide.npy")
+    # through the API: the same error, before any epsilon or Sinkhorn solve
+    with pytest.raises(InputError, match=r"pool\.npy: row 5 "):
+        tunesift.select(
+            pool_features=tmp_path / "pool.npy",
+            target_features=tmp_path / "target.npy",
+            budget=5,
+            method="gotd",
+            cache_dir=tmp_path / "cache",
+        )
+
+
+class _Featurizer:
+    """Vectors from text; a text "nan" gives NaN, a text "huge" a value float16 cannot hold."""
+
+    id = "trust-test-v1"
+    dim = 3
+
+    def encode(self, texts, batch_size=64, show_progress=False):
+        out = np.array([[len(t), 1.0, 2.0] for t in texts], np.float32)
+        out[[t == "nan" for t in texts], 1] = np.nan
+        out[[t == "huge" for t in texts], 2] = 1e6
+        return out
+
+
+def _corpus(tmp_path, texts):
+    import json
+
+    from tunesift.corpus.corpus import Corpus
+
+    path = tmp_path / "pool.jsonl"
+    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    return Corpus([path])
+
+
+def test_d6_nonfinite_featurizer_output_names_the_featurizer_and_the_first_bad_row(tmp_path):
+    from tunesift.errors import TunesiftError
+    from tunesift.features.store import featurize
+
+    texts = [f"doc {i}" for i in range(20)]
+    texts[13] = texts[7] = "nan"
+    with pytest.raises(TunesiftError, match=r"trust-test-v1 .*row 7\b") as info:
+        featurize(_corpus(tmp_path, texts), _Featurizer(), cache_dir=tmp_path / "c", shard_size=4)
+    assert "NaN or infinite" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_d6_features_that_overflow_the_float16_cache_are_refused(tmp_path):
+    from tunesift.api import _features_for
+    from tunesift.engine import get_engine
+    from tunesift.errors import TunesiftError
+
+    texts = [f"doc {i}" for i in range(10)]
+    texts[6] = "huge"
+    corpus = _corpus(tmp_path, texts)
+    args = (corpus, None, "pool", _Featurizer(), tmp_path / "c", False, get_engine("local"))
+    with pytest.raises(TunesiftError, match=r"trust-test-v1.*row 6\b"):
+        _features_for(*args)

@@ -25,6 +25,7 @@ from tunesift.features.store import (
     default_cache_dir,
     env_rows,
     featurize,
+    first_nonfinite_row,
     folder_lock,
     load_features_npy,
     score_cache_dir,
@@ -77,7 +78,7 @@ def _features_for(
         raise TunesiftError(
             f"no {role} given: pass {role} files or {role}_features", param=f"{role}_features"
         )
-    return featurize(
+    x = featurize(
         corpus,
         featurizer,
         cache_dir=cache_dir,
@@ -85,6 +86,16 @@ def _features_for(
         desc=f"embedding {role}",
         engine=engine,
     )
+    # featurize refuses non-finite vectors before caching them; this also catches values that
+    # overflow the float16 cache (beyond +-65504) and a cache damaged since
+    bad = first_nonfinite_row(x)
+    if bad is not None:
+        raise TunesiftError(
+            f"featurizer {getattr(featurizer, 'id', featurizer)} gave {role} record row {bad} "
+            "(0-based, the first bad row) NaN or infinite features as cached (float16 holds "
+            "values up to 65504; scale the features down)"
+        )
+    return x
 
 
 @dataclass

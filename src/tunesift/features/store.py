@@ -265,13 +265,11 @@ def _check(vecs: np.ndarray, n: int, featurizer: Featurizer) -> np.ndarray:
         raise TunesiftError(f"featurizer {featurizer.id} returned shape {vecs.shape} for {n} texts")
     if not np.issubdtype(vecs.dtype, np.floating):
         raise TunesiftError(f"featurizer {featurizer.id} returned {vecs.dtype}, not floats")
-    if not np.isfinite(vecs).all():
-        raise TunesiftError(f"featurizer {featurizer.id} returned NaN or infinite values")
     return vecs.astype(np.float32, copy=False)
 
 
 def _encode_shard(
-    featurizer: Featurizer, texts: list[str], batch_size: int, bar: Any
+    featurizer: Featurizer, texts: list[str], batch_size: int, bar: Any, first_row: int = 0
 ) -> np.ndarray:
     """Encode a shard longest-first, in pieces, and return the rows in the shard's order.
 
@@ -295,15 +293,21 @@ def _encode_shard(
         if bar is not None:
             bar.update(len(idx))
     assert out is not None
+    bad = first_nonfinite_row(out)  # before anything is cached (``first_row``: the shard's)
+    if bad is not None:
+        raise TunesiftError(
+            f"featurizer {featurizer.id} returned NaN or infinite values for record row "
+            f"{first_row + bad} (0-based, the first bad row)"
+        )
     return out
 
 
 def _encode_job(
-    job: tuple[Featurizer, int, Any], item: tuple[int, list[str]]
+    job: tuple[Featurizer, int, Any, int], item: tuple[int, list[str]]
 ) -> tuple[int, np.ndarray]:
-    featurizer, batch_size, bar = job
+    featurizer, batch_size, bar, shard_size = job
     k, texts = item
-    return k, _encode_shard(featurizer, texts, batch_size, bar)
+    return k, _encode_shard(featurizer, texts, batch_size, bar, first_row=k * shard_size)
 
 
 def featurize(
@@ -427,7 +431,7 @@ def _build(
 
     # in this process the bar moves within a shard; elsewhere, as each shard comes back
     local = isinstance(runner, LocalEngine)
-    job = (featurizer, batch_size, bar if local else None)
+    job = (featurizer, batch_size, bar if local else None, shard_size)
     try:
         for k, vecs in runner.map(_encode_job, missing(), shared=job):
             shards[k] = store.put(k, vecs.astype(dtype, copy=False))
@@ -491,9 +495,27 @@ def load_features_npy(path: Path) -> FeatureMatrix | np.ndarray:
         raise InputError(f"not a readable .npy file ({exc})", path) from None
     if x.ndim != 2 or not np.issubdtype(x.dtype, np.floating):
         raise InputError(f"features must be a 2-D float array, got {x.dtype} {x.shape}", path)
-    if x.dtype != np.float32:
-        return FeatureMatrix([x])  # float16/float64 on disk: read as float32, chunk by chunk
-    return x
+    out = x if x.dtype == np.float32 else FeatureMatrix([x])  # read as float32, chunk by chunk
+    bad = first_nonfinite_row(out)
+    if bad is not None:
+        raise InputError(
+            f"row {bad} (0-based, the first bad row) holds NaN or infinite values"
+            + ("" if x.dtype == np.float32 else " once read as float32"),
+            path,
+        )
+    return out
+
+
+def first_nonfinite_row(x: Any, block_rows: int = 65_536) -> int | None:
+    """The first row of ``x`` (an array or a ``FeatureMatrix``) holding a NaN or an infinity,
+    read block by block as float32; None when every value is finite."""
+    for s in range(0, len(x), block_rows):
+        with np.errstate(over="ignore"):  # float64 beyond float32's range reads as inf: caught
+            chunk = np.asarray(x[s : s + block_rows], dtype=np.float32)
+        bad = ~np.isfinite(chunk).all(axis=1)
+        if bad.any():
+            return s + int(np.argmax(bad))
+    return None
 
 
 # ---- score shards ---------------------------------------------------------------------------------
