@@ -128,7 +128,7 @@ class CausalConfig:
     eval_batch_size : int
         Texts per forward pass when scoring (no effect on the numbers beyond float rounding).
     device : str
-        "auto" (CUDA when torch sees one), "cpu" or "cuda".
+        "auto" (CUDA when torch sees one), "cpu", "cuda", "cuda:N" or "mps".
     threads : int or None
         torch CPU threads while evaluating (restored afterwards); None leaves torch's setting.
     zero_shot : bool

@@ -6,6 +6,8 @@
 - ``training``: AdamW with warm-up then linear decay (or constant), gradient clipping, seeded
   batching (epochs or steps), and ``train_steps``, the loop every model trains with;
 - ``lora``: ``LoRASpec`` and ``wrap_lora`` (peft adapters, the base frozen);
+- ``objectives``: BERT's masked-LM corruption and loss, next-token cross-entropy;
+- ``classifier``: ``EncoderClassifier``, a pooled encoder with a linear head;
 - ``loaders``: MiniLM (masked-LM and bare encoder), SmolLM2 (GGUF -> float32 cache, tokenizer
   check), any local causal LM, and a ``TinyLM`` from a state file;
 - ``tinylm``: ``TinyLM``, the byte-level causal transformer GradEx's tests train from scratch.
