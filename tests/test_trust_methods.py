@@ -332,3 +332,34 @@ def test_d6_features_that_overflow_the_float16_cache_are_refused(tmp_path):
     args = (corpus, None, "pool", _Featurizer(), tmp_path / "c", False, get_engine("local"))
     with pytest.raises(TunesiftError, match=r"trust-test-v1.*row 6\b"):
         _features_for(*args)
+
+
+# --- D8: the papers' authors, as published ------------------------------------------------------
+
+
+def test_d8_citations_name_the_papers_authors():
+    from pathlib import Path
+
+    import tunesift.methods.ccs as ccs
+    import tunesift.methods.gotd as gotd
+    import tunesift.methods.kmq as kmq
+    import tunesift.methods.rds as rds
+
+    authors = {
+        gotd: "Kang, Just, Sun, Jahagirdar, Zhang, Du, Sahu, Jia.",
+        rds: "Ivison, Zhang, Brahman, Koh, Dasigi.",
+        kmq: "Yu, Chen, Ahmadian, Fadaee.",
+        ccs: "Zheng, Liu, Lai, Prakash.",
+    }
+    for module, names in authors.items():
+        assert names in " ".join((module.__doc__ or "").split()), module.__name__
+    root = Path(__file__).resolve().parents[1]
+    files = [*root.glob("src/tunesift/**/*.py"), *root.glob("docs/*.md"), root / "README.md"]
+    wrong = ("Kang, Li, Wang", "Ivison, Zhang, Wang", "Yu, Nguyen, Shen", "Zheng, Liu, Li,")
+    for path in files:
+        text = " ".join(path.read_text(encoding="utf-8").split())
+        for w in wrong:
+            assert w not in text, f"{path}: {w}"
+    methods_md = " ".join((root / "docs" / "methods.md").read_text(encoding="utf-8").split())
+    for names in authors.values():
+        assert names.rstrip(".") in methods_md

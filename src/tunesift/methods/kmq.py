@@ -1,6 +1,6 @@
 """kMQ: k-means clustering, then an equal quota of the budget from every cluster.
 
-Yu, Nguyen, Shen et al. "Diversify and Conquer: Diversity-Centric Data Selection with Iterative
+Yu, Chen, Ahmadian, Fadaee. "Diversify and Conquer: Diversity-Centric Data Selection with Iterative
 Refinement" (2024), Sec. 3 (kMQ, "k-means-quality"). The pool is clustered by k-means on its
 embeddings; each cluster gets budget / K items, drawn uniformly at random inside the cluster, or
 in proportion to softmax(quality / temperature) when the records carry a quality score.
