@@ -21,6 +21,7 @@ import numpy as np
 from tunesift.api import Prepared, Source, build_method, prepare, run_method
 from tunesift.engine import Engine, get_engine
 from tunesift.errors import TunesiftError
+from tunesift.features.ngrams import hashed_counts
 from tunesift.methods import METHODS
 from tunesift.methods.budget import Budget
 from tunesift.methods.gotd import GOTD
@@ -179,8 +180,9 @@ class _Yardstick:
 
     def __init__(self, prep: Prepared, device: str):
         self.prep, self.device = prep, device
-        self.pool_counts = metrics.ngram_counts(prep.pool_texts or [])
-        self.target_counts = metrics.ngram_counts(prep.target_texts or [])
+        # DSIR's feature space at its defaults (10,000 buckets, the fast hash)
+        self.pool_counts = hashed_counts(prep.pool_texts or [])
+        self.target_counts = hashed_counts(prep.target_texts or [])
         assert prep.x_pool is not None and prep.x_target is not None  # compare needs features
         scale = estimate_cost_scale(prep.x_pool, prep.x_target, "median", seed=0)
         self.eps = OT_EPSILON * scale
@@ -214,7 +216,9 @@ class _Yardstick:
             seconds=sel.info["timings_s"]["method"],
             documents=len(rows),
             tokens=sel.info["budget"]["selected_tokens"],
-            kl_reduction=metrics.kl_reduction(self.target_counts, self.pool_counts, rows),
+            kl_reduction=metrics.kl_reduction(
+                self.target_counts, self.pool_counts, self.pool_counts[rows]
+            ),
             ot_cost=self.ot_cost(rows),
             exact_duplicates=metrics.exact_duplicate_rate(texts) if texts is not None else None,
             near_duplicates=metrics.near_duplicate_rate(prep.x_pool[rows]),  # type: ignore[index]

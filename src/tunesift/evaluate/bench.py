@@ -567,8 +567,9 @@ def run_bench(
         "comparisons": comparisons,
     }
     _write_atomic(out / "results.json", json.dumps(result, indent=1) + "\n")
-    lines = [["task", "method", "budget", "seed", "mode", "metric", "value", "select_seconds",
-              "eval_seconds"]]  # fmt: skip
+    header = ["task", "method", "budget", "seed", "mode", "metric", "value", "select_seconds",
+              "eval_seconds"]  # fmt: skip
+    lines: list[list[Any]] = [header]
     for r in rows:
         for k, v in r.metrics.items():
             lines.append([r.task, r.method, r.budget, r.seed, r.mode, k, v,
