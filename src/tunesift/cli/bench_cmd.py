@@ -62,7 +62,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_bench_cmd(args: argparse.Namespace) -> int:
-    from tunesift.cli.main import guard_outputs
+    from tunesift.cli.options import guard_outputs
     from tunesift.evaluate.bench import run_bench
 
     user, preset = _protocol(args)

@@ -10,7 +10,7 @@ from tunesift.errors import TunesiftError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from tunesift.cli.main import (
+    from tunesift.cli.options import (
         add_budget_options,
         add_engine_options,
         add_input_options,
@@ -54,7 +54,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from tunesift.cli.main import engine_from_args, guard_outputs, input_paths, parse_param
+    from tunesift.cli.options import engine_from_args, guard_outputs, input_paths, parse_param
     from tunesift.compare import compare, format_comparison
     from tunesift.outputs import record_outputs
 

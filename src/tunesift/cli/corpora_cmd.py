@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from tunesift.cli.main import guard_outputs
+    from tunesift.cli.options import guard_outputs
     from tunesift.corpora.build import DEFAULT_SOURCES, build_corpora
     from tunesift.outputs import record_outputs
 

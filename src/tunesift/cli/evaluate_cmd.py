@@ -11,7 +11,7 @@ from tunesift.errors import TunesiftError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from tunesift.cli.main import add_overwrite_option
+    from tunesift.cli.options import add_overwrite_option
 
     p = sub.add_parser(
         "evaluate",
@@ -47,7 +47,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from tunesift.cli.main import guard_outputs
+    from tunesift.cli.options import guard_outputs
     from tunesift.evaluate.harness import evaluate, load_task, read_texts
     from tunesift.outputs import record_outputs, write_json_atomic
 

@@ -62,7 +62,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_tasks_cmd(args: argparse.Namespace) -> int:
-    from tunesift.cli.main import guard_outputs
+    from tunesift.cli.options import guard_outputs
     from tunesift.outputs import write_json_atomic
     from tunesift.tasks import select_tasks, validate
     from tunesift.tasks.gradex import save_trainable
