@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 
 from tunesift.errors import TunesiftError
-from tunesift.methods import dsir as dsir_module
+from tunesift.features import ngrams as ngrams_module
+from tunesift.features.ngrams import hashed_counts
 from tunesift.methods.base import PoolInfo
-from tunesift.methods.dsir import DSIR, hashed_counts, kl_reduction
+from tunesift.methods.dsir import DSIR
+from tunesift.report.metrics import kl_reduction
 
 FORTUNE_DIR = Path("/usr/share/games/fortunes")
 needs_fortunes = pytest.mark.skipif(
@@ -229,7 +231,7 @@ TRICKY = [
 
 def test_fast_tokens_match_wordpunct():
     """Same tokens as the regex: token counts, and the n-grams survive re-tokenising."""
-    _, _, lengths = dsir_module._fast_buckets(TRICKY, 1000)
+    _, _, lengths = ngrams_module._fast_buckets(TRICKY, 1000)
     assert lengths.tolist() == [len(WORDPUNCT.findall(t.lower())) for t in TRICKY]
     # the regex's tokens joined by spaces tokenise back to themselves, so equal counts mean equal
     # token boundaries
@@ -241,7 +243,7 @@ def test_fast_tokens_match_wordpunct():
 @needs_fortunes
 def test_fast_tokens_match_wordpunct_on_fortunes(fortunes):
     texts = [t for docs in fortunes.values() for t in docs]
-    _, _, lengths = dsir_module._fast_buckets(texts, 10_000)
+    _, _, lengths = ngrams_module._fast_buckets(texts, 10_000)
     assert lengths.tolist() == [len(WORDPUNCT.findall(t.lower())) for t in texts]
     a = hashed_counts(texts)
     assert (a != hashed_counts([rejoined(t) for t in texts])).nnz == 0
@@ -276,7 +278,7 @@ def test_character_classes_match_re():
         want[m.start() : m.end()] = 1
     for m in re.finditer(r"\s+", text):
         want[m.start() : m.end()] = 0
-    np.testing.assert_array_equal(dsir_module._classify(codes), want)
+    np.testing.assert_array_equal(ngrams_module._classify(codes), want)
 
 
 def test_fast_hash_is_a_function_of_the_ngram():
@@ -292,7 +294,7 @@ def test_fast_hash_is_a_function_of_the_ngram():
 def test_chunking_does_not_change_counts(monkeypatch):
     texts = ["word " * 40, "short one", "", "a, b; c.", "long " * 200 + "tail!"] * 7
     whole = hashed_counts(texts, num_buckets=500)
-    monkeypatch.setattr(dsir_module, "_CHUNK_CHARS", 64)  # documents longer than a chunk too
+    monkeypatch.setattr(ngrams_module, "_CHUNK_CHARS", 64)  # documents longer than a chunk too
     assert (hashed_counts(texts, num_buckets=500) != whole).nnz == 0
 
 
