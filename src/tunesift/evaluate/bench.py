@@ -344,13 +344,8 @@ def build_user_task(user: UserTask) -> tuple[BenchTask, list[dict[str, str]], in
     return BenchTask(task, reservoir), pool, dropped
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    # the one writer of every output (unique temp name, removed on failure, folder fsynced)
-    write_text_atomic(path, text)
-
-
 def _write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    _write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
 @dataclass
@@ -528,7 +523,7 @@ def run_bench(
                         per_item = _per_item(e)
                     row = BenchRow(task.name, name, budget, seed, mode, metrics, t_sel,
                                    time.perf_counter() - t0, per_item)  # fmt: skip
-                    _write_atomic(paths[mode], json.dumps(asdict(row)) + "\n")
+                    write_text_atomic(paths[mode], json.dumps(asdict(row)) + "\n")
                     rows.append(row)
                     executed += 1
                     say(f"{task.name} {name} k={budget} seed={seed} {mode}: "
@@ -566,7 +561,7 @@ def run_bench(
         "rows": [asdict(r) for r in rows],
         "comparisons": comparisons,
     }
-    _write_atomic(out / "results.json", json.dumps(result, indent=1) + "\n")
+    write_text_atomic(out / "results.json", json.dumps(result, indent=1) + "\n")
     header = ["task", "method", "budget", "seed", "mode", "metric", "value", "select_seconds",
               "eval_seconds"]  # fmt: skip
     lines: list[list[Any]] = [header]
@@ -574,9 +569,9 @@ def run_bench(
         for k, v in r.metrics.items():
             lines.append([r.task, r.method, r.budget, r.seed, r.mode, k, v,
                           round(r.select_seconds, 3), round(r.eval_seconds, 3)])  # fmt: skip
-    _write_atomic(out / "results.csv", _csv_text(lines))
+    write_text_atomic(out / "results.csv", _csv_text(lines))
     md = markdown_table(rows) + "\n\n" + interval_table(comparisons) + "\n"
-    _write_atomic(out / "results.md", md)
+    write_text_atomic(out / "results.md", md)
     return result
 
 
