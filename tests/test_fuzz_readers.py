@@ -9,6 +9,7 @@ replayed through the CLI.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -67,12 +68,17 @@ def test_target_source_falls_back_to_its_own_source_then_the_file_name(tmp_path)
 
 # ---- H3: fuzzing the readers -------------------------------------------------------------------
 
+#: CI runs a fixed, modest set of examples; TUNESIFT_FUZZ_EXAMPLES=5000 runs a random hunt
+#: (what it finds goes to tests/fuzz_corpus/, replayed below)
+_HUNT = int(os.environ.get("TUNESIFT_FUZZ_EXAMPLES", "0"))
 FUZZ = settings(
-    max_examples=60,
+    max_examples=_HUNT or 60,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    derandomize=True,  # CI reruns the same examples; new cases are found by raising max_examples
+    derandomize=not _HUNT,
+    database=None,
 )
+
 
 GOOD = [{"text": "the cat sat on the mat", "id": "a"}, {"text": "a dog barked", "id": "b"},
         {"text": "compile the kernel", "id": "c"}]  # fmt: skip
@@ -282,3 +288,34 @@ def test_a_100_mb_single_line_is_read_in_bounded_time(tmp_path):
     corpus = _read_all(path, "skip")
     assert corpus.report.good == 2 and corpus.report.bad == 1
     assert time.perf_counter() - t0 < 60
+
+
+# ---- the regression corpus, replayed through the CLI -------------------------------------------
+
+CORPUS = Path(__file__).parent / "fuzz_corpus"
+CASES = json.loads((CORPUS / "cases.json").read_text())["cases"]
+
+
+def test_every_corpus_file_has_a_case():
+    files = {p.name for p in CORPUS.iterdir() if p.name != "cases.json"}
+    assert files == set(CASES)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_fuzz_corpus_replays_through_the_cli(tmp_path, capsys, name):
+    case = CASES[name]
+    target = _jsonl(tmp_path / "target.jsonl", [{"text": "a cat and a dog", "id": "t1"}])
+    common = ["select", "--pool", str(CORPUS / name), "--target", str(target), "--budget", "1",
+              "--featurizer", "ngrams", "--cache-dir", str(tmp_path / "cache"), "-q",
+              *case.get("args", [])]  # fmt: skip
+    rc = main([*common, "--out", str(tmp_path / "e.jsonl")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert case["error"] in err, err
+    rc = main([*common, "--on-bad", "skip", "--out", str(tmp_path / "s.jsonl")])
+    captured = capsys.readouterr()
+    whole_file = not case["skip"].startswith("bad records skipped")
+    assert rc == (2 if whole_file else 0), captured.err
+    assert case["skip"] in (captured.err if whole_file else captured.out)
+    if whole_file:
+        assert captured.err.count("\n") == 1

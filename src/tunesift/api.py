@@ -234,14 +234,15 @@ def prepare(
         pool_scan = _scan(pool_corpus, keep_texts=want_texts, columns=columns)
         where = ", ".join(map(str, pool_corpus.paths))
         if len(pool_scan.lengths) == 0:
-            raise InputError("the pool holds no records", where)
+            raise InputError("the pool holds no records" + pool_corpus.report.skipped_note(), where)
         if max_budget is not None:
             check_fits(Budget(docs=max_budget), len(pool_scan.lengths), where=where)
     if target_corpus is not None:
         target_scan = _scan(target_corpus, keep_texts=want_texts)
         if len(target_scan.lengths) == 0:
             raise InputError(
-                "the target holds no records", ", ".join(map(str, target_corpus.paths))
+                "the target holds no records" + target_corpus.report.skipped_note(),
+                ", ".join(map(str, target_corpus.paths)),
             )
     t_read = time.perf_counter() - t0
 

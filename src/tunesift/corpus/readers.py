@@ -114,6 +114,11 @@ def _check_hf_dir(path: Path) -> None:
         raise _needs_datasets(path)
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception's text on one line (pyarrow and others write several)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def _needs_datasets(path: Path) -> InputError:
     return InputError(
         "reading a Hugging Face dataset needs the datasets package: pip install 'tunesift[hf]'",
@@ -149,7 +154,7 @@ def read_rows(path: Path, format: str) -> Iterator[Row]:
             yield row
     except (OSError, EOFError, zlib.error) as exc:
         where = f" after {'row' if format in ('parquet', 'hf') else 'line'} {last}" if last else ""
-        raise InputError(f"cannot read{where}: {exc}", path) from None
+        raise InputError(f"cannot read{where}: {one_line(exc)}", path) from None
 
 
 # ---- line formats ------------------------------------------------------------------------------
@@ -308,11 +313,21 @@ def read_parquet(path: Path, batch_size: int = 4096) -> Iterator[Row]:
     try:
         pf = pq.ParquetFile(path)
     except Exception as exc:  # pyarrow raises several types for a damaged file
-        raise InputError(f"not a readable Parquet file ({exc})", path) from None
+        raise InputError(f"not a readable Parquet file ({one_line(exc)})", path) from None
     with pf:
         row = 0
-        for batch in pf.iter_batches(batch_size=batch_size):
-            for rec in batch.to_pylist():
+        batches = pf.iter_batches(batch_size=batch_size)
+        while True:
+            try:
+                batch = next(batches, None)
+                recs = [] if batch is None else batch.to_pylist()
+            except Exception as exc:  # a damaged page: ArrowInvalid, OSError, ... (fuzzing found)
+                raise InputError(
+                    f"damaged Parquet data after row {row}: {one_line(exc)}", path
+                ) from None
+            if batch is None:
+                return
+            for rec in recs:
                 row += 1
                 yield row, rec
 
@@ -325,7 +340,7 @@ def read_hf(path: Path, batch_size: int = 4096) -> Iterator[Row]:
     try:
         ds = datasets.load_from_disk(str(path))
     except Exception as exc:  # datasets raises several types for a damaged directory
-        raise InputError(f"not a readable Hugging Face dataset ({exc})", path) from None
+        raise InputError(f"not a readable Hugging Face dataset ({one_line(exc)})", path) from None
     if isinstance(ds, datasets.DatasetDict):
         raise InputError(
             f"this is a DatasetDict; give one split's directory ({', '.join(ds)})", path

@@ -47,6 +47,14 @@ class ReadReport:
 
     max_examples = 20
 
+    def skipped_note(self) -> str:
+        """``" (N bad records skipped; first: file:line: reason)"``, or ``""`` when none were."""
+        if not self.bad:
+            return ""
+        first = self.examples[0] if self.examples else None
+        example = f"; first: {first.path}:{first.line}: {first.reason}" if first else ""
+        return f" ({self.bad} bad record{'s' * (self.bad != 1)} skipped{example})"
+
     def add_bad(self, record: BadRecord) -> None:
         self.bad += 1
         self.bad_by_reason[record.reason] = self.bad_by_reason.get(record.reason, 0) + 1
