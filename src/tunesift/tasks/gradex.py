@@ -33,6 +33,7 @@ from torch import nn
 
 from tunesift.errors import TunesiftError
 from tunesift.models.seeds import torch_threads
+from tunesift.outputs import atomic_open
 from tunesift.tasks.estimate import (
     Ensemble,
     GradientStore,
@@ -307,7 +308,8 @@ def save_trainable(model: nn.Module, path: str | Path) -> Path:
     """Only what fine-tuning moves (all of a TinyLM; the adapters of a LoRA model: megabytes,
     not the 540 MB of SmolLM2's frozen weights, which the base model file already holds)."""
     path = Path(path)
-    torch.save({n: p.detach().cpu() for n, p in trainable(model)}, path)
+    with atomic_open(path, "wb") as fh:  # a crash leaves the previous model file, never half one
+        torch.save({n: p.detach().cpu() for n, p in trainable(model)}, fh)
     return path
 
 
