@@ -9,19 +9,30 @@ duplicate rates and its composition by source; then the Jaccard overlap of every
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import hashlib
+import json
+import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from tunesift import __version__
 from tunesift.api import Prepared, Source, build_method, prepare, run_method
 from tunesift.engine import Engine, get_engine
 from tunesift.errors import TunesiftError
 from tunesift.features.ngrams import hashed_counts
+from tunesift.features.store import (
+    ShardStore,
+    data_fingerprint,
+    folder_lock,
+    method_identity,
+)
 from tunesift.methods import METHODS
 from tunesift.methods.budget import Budget
 from tunesift.methods.gotd import GOTD
@@ -29,6 +40,8 @@ from tunesift.ot.sinkhorn import estimate_cost_scale, sinkhorn
 from tunesift.outputs import atomic_open, write_json_atomic
 from tunesift.report import metrics
 from tunesift.selection import Selection
+
+logger = logging.getLogger(__name__)
 
 #: epsilon of the OT metric, relative to the median pool-target cost (GOT-D's default)
 OT_EPSILON: float = GOTD.default_params()["epsilon"]
@@ -151,13 +164,23 @@ def compare(
         **read_options,
     )
     yardstick = _Yardstick(prep, device)
+    finished = _FinishedRuns(prep, b, seed, device)
     results, selections = [], {}
-    for name, m in built.items():
-        sel = run_method(
-            prep, m, b, seed=seed, device=device, show_progress=show_progress, engine=engine
-        )
-        selections[name] = sel
-        results.append(yardstick.measure(sel))
+    with finished.locked():
+        for name, m in built.items():
+            where = finished.where(m)  # before the fit: from its name and parameters only
+            kept = finished.load(where, name)
+            if kept is None:
+                sel = run_method(
+                    prep, m, b, seed=seed, device=device, show_progress=show_progress,
+                    engine=engine,
+                )  # fmt: skip
+                result = yardstick.measure(sel)
+                finished.save(where, sel, result)
+            else:
+                sel, result = kept
+            selections[name] = sel
+            results.append(result)
     overlap = {
         a: {b_: round(metrics.jaccard(selections[a].indices, selections[b_].indices), 4)
             for b_ in built}
@@ -173,6 +196,108 @@ def compare(
         reference=yardstick.reference(),
         selections=selections,
     )
+
+
+class _FinishedRuns:
+    """Each finished method's selection and measurements, kept so a killed compare continues.
+
+    ``<cache>/compare/<run key>/<method key>/``: the indices and scores as checksummed shards,
+    then ``result.json`` (written last, atomically: its presence marks the method finished). The
+    run key covers the inputs (corpus fingerprints, the features' fingerprint), the budget, the
+    seed, the device and the OT metric's epsilon; the method key its name and parameters. A
+    method found there is loaded, not fitted, scored or measured again.
+    """
+
+    def __init__(self, prep: Prepared, budget: Budget, seed: int, device: str):
+        self.prep = prep
+        self.folder: Path | None = None
+        data = [data_fingerprint(prep.x_pool), data_fingerprint(prep.x_target)]
+        if prep.cache_dir is None or None in data:
+            return
+        run = {
+            "pool": prep.pool_corpus.fingerprint() if prep.pool_corpus else None,
+            "target": prep.target_corpus.fingerprint() if prep.target_corpus else None,
+            "features": data,
+            "budget": [budget.docs, budget.tokens, budget.max_per_source],
+            "seed": seed,
+            "device": device,
+            "ot_epsilon": OT_EPSILON,
+            "tunesift": __version__,
+        }
+        key = hashlib.sha256(json.dumps(run, sort_keys=True).encode()).hexdigest()[:20]
+        self.folder = Path(prep.cache_dir) / "compare" / key
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        if self.folder is None:
+            yield
+            return
+        with folder_lock(self.folder):
+            yield
+
+    def where(self, m: Any) -> Path | None:
+        """The folder of unfitted method ``m`` (its name and parameters), or None."""
+        ident = method_identity(m)
+        if self.folder is None or ident is None:
+            return None
+        return self.folder / f"{m.name}-{ident['digest'][:16]}"
+
+    def load(self, where: Path | None, name: str) -> tuple[Selection, MethodResult] | None:
+        if where is None:
+            return None
+        store = ShardStore(where)
+        saved = store.read_json("result.json")
+        if saved is None:
+            return None
+        try:
+            for k, crc in enumerate(saved["crc32"]):
+                entry = store.valid(k)
+                if entry is None or entry["crc32"] != crc:
+                    return None
+            s = saved["selection"]
+            sel = Selection(
+                method=s["method"],
+                indices=np.array(store.load(0)),
+                scores=np.array(store.load(1)),
+                params=s["params"],
+                diagnostics=s["diagnostics"],
+                seed=s["seed"],
+                pool_size=s["pool_size"],
+                target_size=s["target_size"],
+                pool=self.prep.pool_corpus,
+                info=s["info"],
+            )
+            result = MethodResult(**saved["result"])
+        except (KeyError, TypeError, ValueError, OSError):
+            return None
+        logger.info("compare: %s finished in an earlier run, kept in %s", name, where)
+        return sel, result
+
+    def save(self, where: Path | None, sel: Selection, result: MethodResult) -> None:
+        if where is None:
+            return
+        where.mkdir(parents=True, exist_ok=True)
+        store = ShardStore(where)
+        crcs = [
+            store.put(0, np.asarray(sel.indices, dtype=np.int64))["crc32"],
+            store.put(1, np.asarray(sel.scores, dtype=np.float64))["crc32"],
+        ]
+        selection = {
+            "method": sel.method, "params": sel.params, "diagnostics": sel.diagnostics,
+            "seed": sel.seed, "pool_size": sel.pool_size, "target_size": sel.target_size,
+            "info": sel.info,
+        }  # fmt: skip
+        record = {"crc32": crcs, "selection": selection, "result": asdict(result)}
+        # through JSON and back, so a loaded run is the same objects as a kept one
+        store.write_json("result.json", json.loads(json.dumps(record, default=_plain)))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
 
 
 class _Yardstick:
