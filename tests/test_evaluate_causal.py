@@ -243,7 +243,7 @@ def test_cli_evaluate_causal_baseline(tmp_path, capsys):
 
 
 def test_bench_knows_the_causal_mode():
-    from tunesift.evaluate.bench import LOWER_IS_BETTER, PRESETS, BenchRow, paired_table, restrict
+    from tunesift.evaluate.bench import LOWER_IS_BETTER, PRESETS, BenchRow, compare_rows, restrict
     from tunesift.evaluate.harness import BASELINE
 
     spec = PRESETS["causal-cpu"]
@@ -257,9 +257,10 @@ def test_bench_knows_the_causal_mode():
                      0.0, 0.0) for s in (0, 1)]  # fmt: skip
     rows += [BenchRow("t", "gotd", 100, s, "causal", {"perplexity": p, "mc_accuracy": a}, 0.0, 0.0)
              for s, p, a in ((0, 28.0, 0.6), (1, 31.0, 0.4))]  # fmt: skip
-    table = paired_table(rows)
-    assert "Δ causal perplexity" in table
-    assert "-0.500 ± 2.121 (1/2)" in table and "+0.000 ± 0.141 (1/2)" in table
+    # no per-item arrays: a t-interval over the two seeds' paired differences (-2 and +1)
+    (c,) = compare_rows(rows)
+    assert (c["mode"], c["metric"], c["reference"]) == ("causal", "perplexity", BASELINE)
+    assert c["absolute"]["kind"] == "t" and c["absolute"]["estimate"] == pytest.approx(-0.5)
 
 
 def test_dataclass_round_trip():
@@ -275,10 +276,11 @@ def test_bench_runs_the_causal_mode_end_to_end(tmp_path, tiny_model, task, monke
 
     pool = [{"text": f"{t} (pool copy {k})", "source": "planted", "label": ""}
             for k in range(3) for t in KITCHEN + SKY]  # fmt: skip
-    monkeypatch.setattr(bench, "build_task", lambda spec, t, seed=0: task)
+    monkeypatch.setattr(bench, "build_task", lambda spec, t: bench.BenchTask(task))
     monkeypatch.setattr(bench, "build_pool", lambda spec, tasks, seed=0: pool)
     spec = dataclasses.replace(
         bench.PRESETS["smoke"],
+        methods=("dsir", "random"),
         budgets=(6,),
         seeds=(0, 1),
         modes=("causal",),
@@ -289,7 +291,8 @@ def test_bench_runs_the_causal_mode_end_to_end(tmp_path, tiny_model, task, monke
     assert {r["method"] for r in rows} == {BASELINE, "dsir", "random"} and len(rows) == 6
     assert all(r["mode"] == "causal" and r["metrics"]["perplexity"] > 1 for r in rows)
     base = [r["metrics"] for r in rows if r["method"] == BASELINE]
-    assert base[0] == base[1]  # the untouched model is scored once and reused
+    # the untouched model's perplexity does not depend on the seed
+    assert base[0]["perplexity"] == base[1]["perplexity"]
     assert result["hyperparameters"]["causal"]["model"] == tiny_model
     md = (tmp_path / "bench" / "results.md").read_text()
-    assert "causal perplexity" in md and "Δ causal mc_accuracy" in md
+    assert "causal perplexity" in md and "| dsir | 6 | causal | perplexity |" in md
