@@ -197,7 +197,8 @@ class RDS(Method):
         self, info: PoolInfo, groups: list[np.ndarray] | None, n_cols: int
     ) -> np.ndarray:
         """The official loop with its per-domain cap, on per-column lists deepened as needed."""
-        assert info.sources is not None and info.max_per_source is not None
+        assert info.features is not None and info.sources is not None
+        assert info.max_per_source is not None
         state = _RoundRobinState(n_cols, info.size, np.asarray(info.sources, dtype=np.int64))
         depth = min(info.size, 64)
         while True:
