@@ -292,11 +292,17 @@ def test_causal_rows_pass_per_item_arrays_and_rerun_the_baseline_per_seed(tmp_pa
 
     class Fake:
         def __init__(self, texts, task, seed):
+            from tunesift.evaluate.encoder import macro_f1
+
             rng = random.Random(f"{seed}/{len(texts or [])}")
             n = len(task.test_texts)
             self.per_item = _causal_items(rng, n, 0.05 * bool(texts), 0.6)
+            gold = [task.labels.index(y) for y in task.test_labels]
+            pred = [g if c else 1 - g for g, c in zip(gold, self.per_item["correct"], strict=True)]
+            self.per_item["pred"] = pred
             m = _metrics(self.per_item)
-            self.perplexity, self.accuracy, self.macro_f1 = m["perplexity"], m["accuracy"], 0.5
+            self.perplexity, self.accuracy = m["perplexity"], m["accuracy"]
+            self.macro_f1 = macro_f1(gold, pred)
             self.mc_accuracy = self.mc_macro_f1 = self.mc_accuracy_pmi = None
 
     def fake(texts, task, cfg, seed):
@@ -312,9 +318,17 @@ def test_causal_rows_pass_per_item_arrays_and_rerun_the_baseline_per_seed(tmp_pa
     assert sum(b for b, _ in calls) == 2  # the baseline, once per seed
     base = [r for r in result["rows"] if r["method"] == BASELINE]
     assert set(base[0]["metrics"]) == {"perplexity", "accuracy", "macro_f1"}
-    assert set(base[0]["per_item"]) == {"test_nll", "test_tokens", "correct", "pred"}
+    assert set(base[0]["per_item"]) == {"test_nll", "test_tokens", "correct", "pred", "gold"}
     kinds = {(c["metric"], c["absolute"]["kind"]) for c in result["comparisons"]}
-    assert kinds == {("perplexity", "bootstrap"), ("accuracy", "bootstrap"), ("macro_f1", "t")}
+    assert kinds == {("perplexity", "bootstrap"), ("accuracy", "bootstrap"),
+                     ("macro_f1", "bootstrap")}  # fmt: skip
+    # the bootstrap's point estimate is the metrics' own paired difference
+    f1 = next(c for c in result["comparisons"] if c["metric"] == "macro_f1")
+    rows = {(r["method"], r["budget"], r["seed"]): r["metrics"] for r in result["rows"]}
+    want = sum(rows[(f1["method"], f1["budget"], s)]["macro_f1"] for s in (0, 1)) / 2
+    ref = (BASELINE, None) if f1["reference"] == BASELINE else (f1["reference"], f1["budget"])
+    want -= sum(rows[(*ref, s)]["macro_f1"] for s in (0, 1)) / 2
+    assert f1["absolute"]["estimate"] == pytest.approx(want, abs=1e-12)
 
 
 @pytest.mark.slow

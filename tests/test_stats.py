@@ -8,6 +8,7 @@ import pytest
 from tunesift.errors import TunesiftError
 from tunesift.evaluate.stats import (
     Interval,
+    macro_f1_difference,
     mean_difference,
     perplexity_difference,
     t_interval,
@@ -119,3 +120,22 @@ def test_misaligned_items_are_refused():
         mean_difference([[1, 0]], [[1, 0], [0, 1]])
     with pytest.raises(TunesiftError, match="differ in length"):
         perplexity_difference([[1.0, 2.0]], [[1, 2]], [[1.0]], [[1]])
+
+
+def test_macro_f1_difference_matches_sklearn_and_finds_a_planted_gain():
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(5)
+    gold = np.repeat(np.arange(4), 100)
+    better, worse = [], []
+    for _ in range(3):
+        better.append(np.where(rng.uniform(size=400) < 0.8, gold, rng.integers(0, 4, 400)))
+        worse.append(np.where(rng.uniform(size=400) < 0.6, gold, rng.integers(0, 4, 400)))
+    iv = macro_f1_difference(better, worse, gold, n_boot=500)
+    sk = np.mean([f1_score(gold, b, average="macro") - f1_score(gold, w, average="macro")
+                  for b, w in zip(better, worse, strict=True)])  # fmt: skip
+    assert iv.estimate == pytest.approx(sk, abs=1e-12)
+    assert iv.significant and iv.low > 0.05
+    # a label nobody predicts and no gold item holds does not count (sklearn's rule)
+    skewed = [np.zeros(400, int)] * 2
+    assert macro_f1_difference(skewed, skewed, gold, n_boot=50).estimate == 0.0

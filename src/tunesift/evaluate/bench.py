@@ -52,7 +52,13 @@ from tunesift.corpora.build import get_source
 from tunesift.errors import TunesiftError
 from tunesift.evaluate.fast import FastConfig, evaluate_fast
 from tunesift.evaluate.harness import BASELINE, causal_metrics, check_leakage, environment
-from tunesift.evaluate.stats import Interval, mean_difference, perplexity_difference, t_interval
+from tunesift.evaluate.stats import (
+    Interval,
+    macro_f1_difference,
+    mean_difference,
+    perplexity_difference,
+    t_interval,
+)
 from tunesift.evaluate.task import LabeledTask
 from tunesift.methods import METHODS
 from tunesift.methods.budget import Budget
@@ -513,6 +519,11 @@ def run_bench(
                     elif mode == "causal":
                         metrics, per_item = _causal_row(texts, task, causal_cfg, seed,
                                                         causal_baseline)  # fmt: skip
+                        if per_item.get("pred"):
+                            # gold label indices (into task.labels, as "pred"): macro-F1's
+                            # interval is recomputed from them on every resample
+                            per_item["gold"] = [float(task.labels.index(y))
+                                                for y in task.test_labels]  # fmt: skip
                     else:
                         from tunesift.evaluate.encoder import evaluate_encoder
 
@@ -689,6 +700,13 @@ def _paired(
     if metric == "accuracy" and have("correct"):
         iv = mean_difference([r.per_item["correct"] for r in ra],
                              [r.per_item["correct"] for r in rb], n_boot=n_boot)  # fmt: skip
+        return {"seeds": seeds, "absolute": iv.to_dict(), "percent": None}
+    if metric == "macro_f1" and have("pred", "gold"):
+        iv = macro_f1_difference(
+            [[int(x) for x in r.per_item["pred"]] for r in ra],
+            [[int(x) for x in r.per_item["pred"]] for r in rb],
+            [int(x) for x in ra[0].per_item["gold"]], n_boot=n_boot,
+        )  # fmt: skip
         return {"seeds": seeds, "absolute": iv.to_dict(), "percent": None}
     t = t_interval([x.metrics[metric] - y.metrics[metric] for x, y in zip(ra, rb, strict=True)])
     return {"seeds": seeds, "absolute": t.to_dict(), "percent": None}

@@ -10,8 +10,9 @@ replacement, and recomputes the statistic; the 2.5 and 97.5 percentiles of ``B``
 the 95% interval. Method and reference are resampled with the *same* item indices, so the pairing
 by item is kept.
 
-Two statistics:
+Three statistics:
 - a mean over items (accuracy: per-item correctness 0/1) — the difference of means;
+- macro-F1 from per-item predicted and gold labels, recomputed on every resample;
 - perplexity, a ratio statistic: ``exp(Σ nll / Σ tokens)`` over the resampled items is
   recomputed in every replicate for method and reference (never a mean of per-item
   perplexities), and both the difference and the difference in % of the reference's perplexity
@@ -157,6 +158,50 @@ def mean_difference(
     point, reps = two_level_bootstrap(per_seed, stat, n_boot=n_boot, seed=seed, level=level)
     n_items = min(len(a) for a in method)
     return _interval(point, reps, len(per_seed), n_items, level)
+
+
+def _macro_f1(pred: np.ndarray, gold: np.ndarray, idx: np.ndarray, n_labels: int) -> np.ndarray:
+    """Macro-F1 of every resample (row of ``idx``) over the labels present in its gold or
+    predicted labels (sklearn's ``average="macro"``; F1 of a label is 2 TP / (P + G))."""
+    p, g = pred[idx], gold[idx]
+    f1 = np.full((n_labels, idx.shape[0]), np.nan)
+    for c in range(n_labels):
+        pc, gc = p == c, g == c
+        denom = pc.sum(axis=1) + gc.sum(axis=1)
+        tp = (pc & gc).sum(axis=1)
+        f1[c] = np.where(denom > 0, 2 * tp / np.maximum(denom, 1), np.nan)
+    return np.asarray(np.nanmean(f1, axis=0))
+
+
+def macro_f1_difference(
+    method_pred: Sequence[Sequence[int]],
+    reference_pred: Sequence[Sequence[int]],
+    gold: Sequence[int],
+    *,
+    n_boot: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> Interval:
+    """Paired macro-F1 difference from per-item predicted label indices (one list per seed) and
+    the test split's gold label indices (shared by every seed); macro-F1 is recomputed on every
+    resample, as it is not a mean over items."""
+    if len(method_pred) != len(reference_pred):
+        raise TunesiftError(
+            f"{len(method_pred)} seeds for the method, {len(reference_pred)} for the reference"
+        )
+    g = np.asarray(gold, dtype=np.int64)
+    n_labels = int(max([g.max(initial=0)] + [max(p, default=0) for p in method_pred]
+                       + [max(p, default=0) for p in reference_pred])) + 1  # fmt: skip
+    per_seed = [{"a": np.asarray(a, float), "b": np.asarray(b, float), "g": g.astype(float)}
+                for a, b in zip(method_pred, reference_pred, strict=True)]  # fmt: skip
+
+    def stat(items: SeedItems, idx: np.ndarray) -> np.ndarray:
+        gi = items["g"].astype(np.int64)
+        a, b = items["a"].astype(np.int64), items["b"].astype(np.int64)
+        return _macro_f1(a, gi, idx, n_labels) - _macro_f1(b, gi, idx, n_labels)
+
+    point, reps = two_level_bootstrap(per_seed, stat, n_boot=n_boot, seed=seed, level=level)
+    return _interval(point, reps, len(per_seed), len(g), level)
 
 
 @dataclass(frozen=True)
