@@ -120,7 +120,9 @@ class Method(ABC):
     def _init_param_names(cls) -> tuple[str, ...]:
         sig = inspect.signature(cls.__init__)
         kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-        return tuple(p.name for p in sig.parameters.values() if p.name != "self" and p.kind in kinds)
+        return tuple(
+            p.name for p in sig.parameters.values() if p.name != "self" and p.kind in kinds
+        )
 
     @classmethod
     def default_params(cls) -> dict[str, Any]:
@@ -149,9 +151,7 @@ class Method(ABC):
 
     def fitted_state(self) -> dict[str, Any]:
         """The fitted attributes: every public attribute whose name ends with an underscore."""
-        return {
-            k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")
-        }
+        return {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")}
 
     def is_fitted(self) -> bool:
         return bool(self.fitted_state())
@@ -181,7 +181,8 @@ class Method(ABC):
         }
         arrays[_META] = np.asarray(json.dumps(meta, default=_json_scalar))
         buf = io.BytesIO()
-        np.savez(buf, **arrays)
+        savez: Any = np.savez  # its stubs read **arrays as its own keyword options
+        savez(buf, **arrays)
         return write_bytes_atomic(path, buf.getvalue())
 
     @classmethod
@@ -304,7 +305,9 @@ def _decode(node: Any, arrays: dict[str, np.ndarray], owner: type[Method] | None
         return arrays[node["__scalar__"]][()]
     if "__bytes__" in node:
         data, offsets = arrays[node["__bytes__"]].tobytes(), arrays[node["__bytes__"] + "o"]
-        parts = [data[a:b] for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)]
+        parts = [
+            data[a:b] for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)
+        ]
         return tuple(parts) if node["tuple"] else parts
     if "__tuple__" in node:
         return tuple(_decode(v, arrays, owner) for v in node["__tuple__"])

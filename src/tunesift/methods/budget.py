@@ -61,7 +61,8 @@ def check_fits(budget: Budget, available: int, *, where: str | None = None) -> N
     """
     if budget.docs is None or budget.docs <= available:
         return
-    cap, params = "", ("budget",)
+    cap = ""
+    params: tuple[str, ...] = ("budget",)
     if budget.max_per_source is not None:
         cap, params = f" under max_per_source {budget.max_per_source}", ("budget", "max_per_source")
     raise InputError(
