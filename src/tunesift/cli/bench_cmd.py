@@ -16,9 +16,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench",
         help="benchmark methods on labeled targets built from the real corpora",
-        description="Build labeled target tasks from the Debian corpora, select with every "
-        "method at every budget and seed, evaluate each selection beside the no-pre-fine-tuning "
-        "baseline, and write results.csv, results.json and results.md.",
+        description="Build labeled target tasks from the Debian corpora (or take yours: "
+        "--task-train/--task-test/--pool), select with every method at every budget and seed "
+        "towards a seeded target sample, evaluate each selection beside the no-pre-fine-tuning "
+        "baseline and the random and oracle references, and write results.csv, results.json "
+        "and results.md with each method's paired difference and its 95%% interval. Finished "
+        "runs are kept under OUT/runs: a rerun computes only the missing ones.",
     )
     p.add_argument(
         "--preset", choices=sorted(PRESETS), default=None,
