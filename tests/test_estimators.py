@@ -395,3 +395,18 @@ def test_cli_renders_every_parameter_an_error_names():
     # a dotted name (a field of a dataclass the caller built) maps as a whole
     err = TunesiftError("no reservoir (give UserTask.unlabeled)", param="UserTask.unlabeled")
     assert render_error(err) == "no reservoir (give --task-unlabeled)"
+
+
+def test_methods_are_found_by_the_name_they_declare():
+    """``load`` and CCS find a method by name without the registry (no import cycle); a
+    subclass that only inherits a name (a test's variant) is not the method."""
+    from tunesift.methods.base import method_class
+    from tunesift.methods.gotd import GOTD
+
+    class QuietGOTD(GOTD):
+        pass
+
+    assert method_class("gotd") is GOTD
+    assert all(method_class(name) is cls for name, cls in METHODS.items())
+    with pytest.raises(TunesiftError, match="score must be 'field:NAME' or a feature method"):
+        make_method("ccs", score_by="dsir").fit(np.zeros((3, 2)), np.zeros((1, 2)))

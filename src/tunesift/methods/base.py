@@ -29,6 +29,8 @@ from typing import Any, ClassVar, Literal, TypeVar
 import numpy as np
 
 from tunesift.errors import InputError, NotFittedError, TunesiftError
+from tunesift.methods.budget import Budget, fill
+from tunesift.outputs import write_bytes_atomic
 
 #: What ``fit``/``score`` receive: feature rows (an (n, d) float array) or raw texts (list[str]).
 Inputs = Literal["features", "texts", "none"]
@@ -170,8 +172,6 @@ class Method(ABC):
         the same archive. No pickle: ``load`` rebuilds only plain values, arrays, nested methods
         and the dataclasses the method names in ``state_classes``.
         """
-        from tunesift.outputs import write_bytes_atomic
-
         self.check_is_fitted()
         arrays: dict[str, np.ndarray] = {}
         meta = {
@@ -215,8 +215,6 @@ class Method(ABC):
 
         Without ``info`` the order is the plain sort by score.
         """
-        from tunesift.methods.budget import Budget, fill
-
         if info is None:
             self.check_is_fitted()
             order = top_k(scores, len(scores), ascending=self.ascending)
@@ -232,11 +230,12 @@ _META = "meta.json"
 
 
 def method_class(name: str) -> type[Method]:
-    """The Method subclass registered under ``name`` (any imported subclass)."""
+    """The Method subclass that declares ``name`` itself (any imported subclass; a subclass
+    inheriting a name, e.g. a test's variant of GOT-D, is not the registered method)."""
     todo: list[type[Method]] = list(Method.__subclasses__())
     while todo:
-        cls = todo.pop()
-        if getattr(cls, "name", None) == name and not inspect.isabstract(cls):
+        cls = todo.pop(0)
+        if vars(cls).get("name") == name and not inspect.isabstract(cls):
             return cls
         todo.extend(cls.__subclasses__())
     raise TunesiftError(f"unknown method {name!r}")

@@ -30,7 +30,7 @@ from collections.abc import Callable
 import numpy as np
 
 from tunesift.errors import TunesiftError
-from tunesift.methods.base import Method, PoolInfo, interleave
+from tunesift.methods.base import Method, PoolInfo, interleave, method_class
 
 
 class CCS(Method):
@@ -81,9 +81,10 @@ class CCS(Method):
             raise TunesiftError(f"hard must be 'auto', 'high' or 'low', got {self.hard!r}")
         self.inner_ = None
         if not str(self.score_by).startswith("field:"):
-            from tunesift.methods import METHODS
-
-            cls = METHODS.get(str(self.score_by))
+            try:  # by name among the methods, without importing the registry above us
+                cls: type[Method] | None = method_class(str(self.score_by))
+            except TunesiftError:
+                cls = None
             if cls is None or cls.inputs != "features" or cls is CCS:
                 raise TunesiftError(
                     f"ccs: score must be 'field:NAME' or a feature method (gotd, rds), "
