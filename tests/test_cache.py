@@ -222,3 +222,51 @@ def test_two_processes_sharing_one_cache_both_finish_with_identical_outputs(tmp_
     pool_root = tmp_path / "cache" / "features"
     assert sum(computed) == sum(len(list(r.glob("shard-*.npy"))) for r in pool_root.iterdir())
     assert not list(pool_root.glob("*/*.tmp"))
+
+
+def test_score_shards_resume_after_a_crash_and_are_keyed_by_the_fitted_state(tmp_path, monkeypatch):
+    """Scoring in 16-row shards: a crash after 3 shards leaves 3 kept; the rerun scores only
+    the other 7 and selects the same rows; another target (another fitted state) reuses none."""
+    from tunesift import select
+    from tunesift.methods.rds import RDS
+
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "pool.npy", rng.normal(size=(160, 8)).astype(np.float32))
+    np.save(tmp_path / "t1.npy", rng.normal(size=(5, 8)).astype(np.float32))
+    np.save(tmp_path / "t2.npy", rng.normal(size=(5, 8)).astype(np.float32))
+    monkeypatch.setenv("TUNESIFT_SCORE_SHARD_ROWS", "16")
+    calls = {"n": 0, "crash_at": None}
+    real_score = RDS.score
+
+    def counted(self, pool):
+        if calls["crash_at"] is not None and calls["n"] >= calls["crash_at"]:
+            raise KeyboardInterrupt  # stands for kill -9 after three finished shards
+        calls["n"] += 1
+        return real_score(self, pool)
+
+    monkeypatch.setattr(RDS, "score", counted)
+
+    def run(target):
+        return select(
+            pool_features=tmp_path / "pool.npy", target_features=tmp_path / target,
+            budget=20, method="rds", cache_dir=tmp_path / "cache",
+        )  # fmt: skip
+
+    reference = select(
+        pool_features=tmp_path / "pool.npy", target_features=tmp_path / "t1.npy", budget=20,
+        method="rds", cache_dir=tmp_path / "other-cache",
+    )  # fmt: skip
+    calls.update(n=0, crash_at=3)
+    with pytest.raises(KeyboardInterrupt):
+        run("t1.npy")
+    assert len(list((tmp_path / "cache" / "scores").glob("*/shard-*.npy.sum"))) == 3
+    calls.update(n=0, crash_at=None)
+    resumed = run("t1.npy")
+    assert calls["n"] == 7
+    assert np.array_equal(resumed.scores, reference.scores)
+    assert np.array_equal(resumed.indices, reference.indices)
+    calls.update(n=0)
+    run("t1.npy")
+    assert calls["n"] == 0  # all ten shards kept
+    run("t2.npy")
+    assert calls["n"] == 10  # another fitted state: nothing reused

@@ -20,7 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--task-train/--task-test/--pool), select with every method at every budget and seed "
         "towards a seeded target sample, evaluate each selection beside the no-pre-fine-tuning "
         "baseline and the random and oracle references, and write results.csv, results.json "
-        "and results.md with each method's paired difference and its 95%% interval. Finished "
+        "and results.md with each method's paired difference and its 95% interval. Finished "
         "runs are kept under OUT/runs: a rerun computes only the missing ones.",
     )
     p.add_argument(
