@@ -1,5 +1,6 @@
-"""The package's shape (issue 13): no import cycle, nobody imports another module's private names,
-no source file over 600 lines. Read from the source with ``ast``, nothing is imported.
+"""The package's shape (issue 13): no import cycle, no layer imports a higher one (the layers of
+docs/architecture.md), nobody imports another module's private names, no source file over 600
+lines. Read from the source with ``ast``, nothing is imported.
 
 Every import counts, also one inside a function (a lazy import hides a cycle from the
 interpreter, not from a reader) and ``from pkg import name`` counts as an import of the submodule
@@ -158,6 +159,32 @@ def _module_aliases(
     return out
 
 
+#: docs/architecture.md's layers, bottom up: a module may import its own layer and those below
+LAYERS: dict[str, int] = {
+    "_version": 0, "errors": 0,
+    "outputs": 1, "engine": 1, "models": 1,
+    "corpus": 2, "corpora": 2, "features": 2, "ot": 2,
+    "methods": 3,
+    "selection": 4,
+    "api": 5, "compare": 5, "report": 5, "evaluate": 5, "tasks": 5,
+    "cli": 6, "__main__": 6, "": 7,  # "": the package __init__
+}  # fmt: skip
+
+
+def upward_imports(package: Path, layers: dict[str, int] = LAYERS) -> list[str]:
+    """``importer:line -> imported`` for every import of a higher layer than the importer's."""
+
+    def layer(module: str) -> int:
+        parts = module.split(".")
+        return layers[parts[1] if len(parts) > 1 else ""]
+
+    return sorted(
+        f"{importer}:{line} -> {imported}"
+        for importer, imported, _, line in imports(package)
+        if layer(imported) > layer(importer)
+    )
+
+
 def long_files(package: Path, limit: int = MAX_LINES) -> list[str]:
     out = []
     for path in sorted(package.rglob("*.py")):
@@ -173,6 +200,16 @@ def long_files(package: Path, limit: int = MAX_LINES) -> list[str]:
 def test_no_import_cycle():
     found = cycles(import_graph(PACKAGE))
     assert not found, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in found)
+
+
+def test_every_module_has_a_layer():
+    tops = {name.split(".")[1] if "." in name else "" for name in module_names(PACKAGE)}
+    assert tops <= set(LAYERS), f"add to LAYERS (and docs/architecture.md): {tops - set(LAYERS)}"
+
+
+def test_no_layer_imports_a_higher_one():
+    found = upward_imports(PACKAGE)
+    assert not found, "imports of a higher layer:\n" + "\n".join(found)
 
 
 def test_no_module_imports_another_modules_private_names():
@@ -237,6 +274,14 @@ def test_checker_finds_private_names_imported_or_read_across_modules(tmp_path):
         "pkg.c reads pkg.a._own",
         "pkg.c reads pkg.a._x",
     ]
+
+
+def test_checker_finds_an_upward_import(tmp_path):
+    pkg = _package(
+        tmp_path,
+        {"low.py": "def f():\n    from pkg import high\n", "high.py": "from pkg.low import f\n"},
+    )
+    assert upward_imports(pkg, {"low": 0, "high": 1, "": 2}) == ["pkg.low:2 -> pkg.high"]
 
 
 @pytest.mark.parametrize("lines, over", [(600, False), (601, True)])

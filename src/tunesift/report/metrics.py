@@ -17,6 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from tunesift.errors import TunesiftError
+from tunesift.features.vectors import normalize_rows
 from tunesift.methods.dsir import SMOOTHING
 
 
@@ -79,8 +80,7 @@ def near_duplicate_rate(x: np.ndarray, threshold: float = 0.95, block: int = 409
     n = len(x)
     if n < 2:
         return 0.0
-    x = np.asarray(x, dtype=np.float32)
-    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    x = normalize_rows(x)
     dup = 0
     for s in range(0, n, block):
         b = x[s : s + block]
