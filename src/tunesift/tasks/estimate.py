@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from tunesift.errors import TunesiftError
+from tunesift.outputs import atomic_open, write_json_atomic
 
 
 def _softplus(x: np.ndarray) -> np.ndarray:
@@ -124,12 +125,12 @@ class GradientStore:
     def save(self, path: str | Path) -> Path:
         """``path``.npz with the arrays and ``path``.json with names and meta."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(path.with_suffix(".npz"), f=self.f, g=self.g, task_of=self.task_of,
-                 target_f=self.target_f, target_g=self.target_g)  # fmt: skip
-        path.with_suffix(".json").write_text(
-            json.dumps({"names": self.names, "meta": self.meta}, indent=1) + "\n"
-        )
+        # each file atomic: a crash never leaves a torn file for a rerun to load
+        with atomic_open(path.with_suffix(".npz"), "wb") as fh:
+            np.savez(fh, f=self.f, g=self.g, task_of=self.task_of,
+                     target_f=self.target_f, target_g=self.target_g)  # fmt: skip
+        write_json_atomic(path.with_suffix(".json"), {"names": self.names, "meta": self.meta},
+                          indent=1)  # fmt: skip
         return path.with_suffix(".npz")
 
     @classmethod
