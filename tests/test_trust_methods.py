@@ -332,6 +332,9 @@ def test_d6_features_that_overflow_the_float16_cache_are_refused(tmp_path):
     args = (corpus, None, "pool", _Featurizer(), tmp_path / "c", False, get_engine("local"))
     with pytest.raises(TunesiftError, match=r"trust-test-v1.*row 6\b"):
         _features_for(*args)
+    # refused before caching: no stored shard holds the overflowed (infinite) row
+    shards = list((tmp_path / "c").rglob("*.npy"))
+    assert all(np.isfinite(np.load(f)).all() for f in shards)
 
 
 # --- D8: the papers' authors, as published ------------------------------------------------------

@@ -434,7 +434,15 @@ def _build(
     job = (featurizer, batch_size, bar if local else None, shard_size)
     try:
         for k, vecs in runner.map(_encode_job, missing(), shared=job):
-            shards[k] = store.put(k, vecs.astype(dtype, copy=False))
+            with np.errstate(over="ignore"):  # an overflow is refused just below, by row
+                stored = vecs.astype(dtype, copy=False)
+            bad = first_nonfinite_row(stored)
+            if bad is not None:
+                raise TunesiftError(
+                    f"featurizer {featurizer.id} gave record row {k * shard_size + bad} (0-based, "
+                    f"the first bad row) values beyond what {dtype} holds (65504); scale them down"
+                )
+            shards[k] = store.put(k, stored)
             if bar is not None and not local:
                 bar.update(len(vecs))
     finally:
