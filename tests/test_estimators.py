@@ -410,3 +410,15 @@ def test_methods_are_found_by_the_name_they_declare():
     assert all(method_class(name) is cls for name, cls in METHODS.items())
     with pytest.raises(TunesiftError, match="score must be 'field:NAME' or a feature method"):
         make_method("ccs", score_by="dsir").fit(np.zeros((3, 2)), np.zeros((1, 2)))
+
+
+def test_set_params_cannot_slip_past_validation_and_errors_name_the_hyper_parameter():
+    m = make_method("zipfit").set_params(level=99)
+    with pytest.raises(TunesiftError, match="level must be an integer from 0 to 9") as info:
+        m.fit(None, ["some target text"])
+    assert info.value.param == "level"
+    from tunesift.cli.errors import render_error
+
+    with pytest.raises(TunesiftError) as info:
+        make_method("gotd", ot_mode="fast").fit(np.zeros((3, 2)), np.ones((2, 2)))
+    assert render_error(info.value).startswith("--ot-mode must be auto, exact or sampled")

@@ -109,17 +109,27 @@ class DSIR(Method):
 
     def _check_params(self) -> None:
         if not _is_int(self.num_buckets):
-            raise TunesiftError(f"num_buckets must be an integer, got {self.num_buckets!r}")
+            raise TunesiftError(
+                f"num_buckets must be an integer, got {self.num_buckets!r}", param="num_buckets"
+            )
         if self.num_buckets < 1:
-            raise TunesiftError(f"num_buckets must be positive, got {self.num_buckets}")
+            raise TunesiftError(
+                f"num_buckets must be positive, got {self.num_buckets}", param="num_buckets"
+            )
         if self.hash not in HASH_MODES:
-            raise TunesiftError(f"hash must be 'fast' or 'sha256', got {self.hash!r}")
+            raise TunesiftError(f"hash must be 'fast' or 'sha256', got {self.hash!r}", param="hash")
         if not _is_int(self.min_length):
-            raise TunesiftError(f"min_length must be an integer, got {self.min_length!r}")
+            raise TunesiftError(
+                f"min_length must be an integer, got {self.min_length!r}", param="min_length"
+            )
         if self.min_length < 0:
-            raise TunesiftError(f"min_length must be >= 0, got {self.min_length}")
+            raise TunesiftError(
+                f"min_length must be >= 0, got {self.min_length}", param="min_length"
+            )
         if self.sampling not in SAMPLINGS:
-            raise TunesiftError(f"sampling must be 'gumbel' or 'top-k', got {self.sampling!r}")
+            raise TunesiftError(
+                f"sampling must be 'gumbel' or 'top-k', got {self.sampling!r}", param="sampling"
+            )
 
     def fit(self, pool: list[str], target: list[str]) -> DSIR:
         """Bucket distributions of the target and the pool, and their smoothed log ratio."""

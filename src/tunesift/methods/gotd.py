@@ -113,7 +113,8 @@ class GOTD(Method):
             return float(self.epsilon), None
         if self.epsilon_mode != "relative":
             raise TunesiftError(
-                f"epsilon_mode must be 'relative' or 'absolute', got {self.epsilon_mode!r}"
+                f"epsilon_mode must be 'relative' or 'absolute', got {self.epsilon_mode!r}",
+                param="epsilon_mode",
             )
         scale = estimate_cost_scale(pool, target, "median", seed=self.seed)
         if scale <= 0:
@@ -125,7 +126,9 @@ class GOTD(Method):
     def fit_rows(self, n_pool: int, n_target: int) -> np.ndarray | None:
         """The pool rows the OT solve sees: None for all (exact), else a sorted seeded sample."""
         if self.ot_mode not in ("auto", "exact", "sampled"):
-            raise TunesiftError(f"ot_mode must be auto, exact or sampled, got {self.ot_mode!r}")
+            raise TunesiftError(
+                f"ot_mode must be auto, exact or sampled, got {self.ot_mode!r}", param="ot_mode"
+            )
         if self.ot_mode == "exact" or n_pool <= self.fit_sample:
             return None
         if self.ot_mode == "auto" and n_pool * n_target * 4 <= DEFAULT_MAX_CACHE_BYTES:

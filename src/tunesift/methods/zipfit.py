@@ -131,32 +131,44 @@ class ZipFit(Method):
         seed: int = 0,
         n_jobs: int = -1,
     ):
-        if compressor not in COMPRESSORS:
-            raise TunesiftError(
-                f"compressor must be one of {', '.join(COMPRESSORS)}, got {compressor!r}"
-            )
-        levels = COMPRESSORS[compressor][1]
-        if isinstance(level, bool) or not isinstance(level, int) or level not in levels:
-            raise TunesiftError(
-                f"{compressor} level must be an integer from {levels[0]} to {levels[-1]}, "
-                f"got {level!r}"
-            )
-        if max_target is not None and (
-            isinstance(max_target, bool) or not isinstance(max_target, int) or max_target < 1
-        ):
-            raise TunesiftError(
-                f"max_target must be a positive integer or None, got {max_target!r}"
-            )
-        if isinstance(n_jobs, bool) or not (n_jobs == -1 or n_jobs >= 1):
-            raise TunesiftError(f"n_jobs must be -1 or a positive integer, got {n_jobs!r}")
         self.compressor = compressor
         self.level = level
         self.max_target = max_target
         self.seed = seed
         self.n_jobs = n_jobs
+        self._check_params()  # here too: a bad level fails before any embedding or reading
+
+    def _check_params(self) -> None:
+        compressor, level, max_target, n_jobs = (
+            self.compressor, self.level, self.max_target, self.n_jobs,
+        )  # fmt: skip
+        if compressor not in COMPRESSORS:
+            raise TunesiftError(
+                f"compressor must be one of {', '.join(COMPRESSORS)}, got {compressor!r}",
+                param="compressor",
+            )
+        levels = COMPRESSORS[compressor][1]
+        if isinstance(level, bool) or not isinstance(level, int) or level not in levels:
+            raise TunesiftError(
+                f"level must be an integer from {levels[0]} to {levels[-1]} for {compressor}, "
+                f"got {level!r}",
+                param="level",
+            )
+        if max_target is not None and (
+            isinstance(max_target, bool) or not isinstance(max_target, int) or max_target < 1
+        ):
+            raise TunesiftError(
+                f"max_target must be a positive integer or None, got {max_target!r}",
+                param="max_target",
+            )
+        if isinstance(n_jobs, bool) or not (n_jobs == -1 or n_jobs >= 1):
+            raise TunesiftError(
+                f"n_jobs must be -1 or a positive integer, got {n_jobs!r}", param="n_jobs"
+            )
 
     def fit(self, pool: Sequence[str] | None, target: Sequence[str]) -> ZipFit:
         """Sample the target and compress each sampled text once. The pool is not needed."""
+        self._check_params()  # set_params may have changed them since __init__
         if len(target) == 0:
             raise TunesiftError("ZIP-FIT needs at least one target text")
         rows = np.arange(len(target))
