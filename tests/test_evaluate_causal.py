@@ -236,6 +236,8 @@ def test_cli_evaluate_causal_baseline(tmp_path, capsys):
     assert report["mode"] == "causal" and report["config"]["causal"]["method"] == "lora"
     assert set(report["rows"][0]["metrics"]) == {
         "perplexity",
+        "accuracy",
+        "macro_f1",
         "mc_accuracy",
         "mc_macro_f1",
         "mc_accuracy_pmi",

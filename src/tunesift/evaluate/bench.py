@@ -374,12 +374,7 @@ def _causal_row(
     if texts is None and baseline:
         return dict(baseline["metrics"]), dict(baseline["per_item"])
     result = evaluate_causal(texts, task, cfg, seed)
-    # a metric the run did not compute (zero-shot or downstream switched off) is None: left out
-    metrics = {k: float(v) for k, v in causal_metrics(result).items() if v is not None}
-    for k in ("accuracy", "macro_f1"):
-        v = getattr(result, k, None)
-        if v is not None:
-            metrics[k] = float(v)
+    metrics = causal_metrics(result)
     per_item = _per_item(result)
     if texts is None and "accuracy" not in metrics:
         baseline.update(metrics=metrics, per_item=per_item)

@@ -157,13 +157,18 @@ def environment() -> dict[str, Any]:
 
 
 def causal_metrics(result: Any) -> dict[str, float]:
-    """The numbers a causal-mode row reports (perplexity is lower-is-better)."""
-    return {
+    """The numbers a causal-mode row reports (perplexity is lower-is-better): perplexity, the
+    downstream probe's accuracy and macro-F1, and the zero-shot ``mc_*`` scores; a metric the
+    run did not compute (``downstream="none"``, ``zero_shot=False``) is left out."""
+    metrics = {
         "perplexity": result.perplexity,
+        "accuracy": getattr(result, "accuracy", None),
+        "macro_f1": getattr(result, "macro_f1", None),
         "mc_accuracy": result.mc_accuracy,
         "mc_macro_f1": result.mc_macro_f1,
         "mc_accuracy_pmi": result.mc_accuracy_pmi,
     }
+    return {k: float(v) for k, v in metrics.items() if v is not None}
 
 
 def evaluate(
