@@ -84,3 +84,13 @@ def test_one_kl_reduction_with_dsirs_smoothing():
     assert kl_reduction(target, pool, pool[:6]) == pytest.approx(0.0, abs=1e-12)
     totals = [np.asarray(m.sum(axis=0)).ravel() for m in (target, pool)]
     assert kl_reduction(*totals, target) == pytest.approx(gap, rel=1e-12)
+
+
+def test_one_row_normalizer():
+    """RDS+, D4, spherical k-means and the near-duplicate metric share features.vectors's."""
+    from tunesift.features.vectors import normalize_rows
+
+    assert _defined("normalize_rows") == ["features/vectors.py"]
+    assert _defined("_unit") == []  # k-means's private copy
+    x = normalize_rows(np.array([[3.0, 4.0], [0.0, 0.0]]))
+    assert x.dtype == np.float32 and x.tolist() == [[0.6000000238418579, 0.800000011920929], [0, 0]]

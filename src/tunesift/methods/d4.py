@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 
 from tunesift.errors import TunesiftError
+from tunesift.features.vectors import normalize_rows
 from tunesift.methods.base import Method, PoolInfo
 from tunesift.methods.kmeans import assign_cosine, fit_spherical_kmeans
-from tunesift.methods.rds import normalize_rows
 
 _BLOCK = 4096
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from tunesift.errors import TunesiftError
+from tunesift.features.vectors import normalize_rows
 
 _BLOCK = 65_536
 
@@ -39,11 +40,6 @@ def assign(x: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return labels, dist
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
 def fit_spherical_kmeans(
     x: np.ndarray, n_clusters: int, *, seed: int, fit_sample: int = 100_000, max_iter: int = 100
 ) -> np.ndarray:
@@ -63,10 +59,10 @@ def fit_spherical_kmeans(
         raise TunesiftError(f"n_clusters must be positive, got {n_clusters}")
     rng = np.random.default_rng(seed)
     rows = rng.choice(len(x), size=fit_sample, replace=False) if len(x) > fit_sample else None
-    sample = _unit(x if rows is None else x[np.sort(rows)])
+    sample = normalize_rows(x if rows is None else x[np.sort(rows)])
     k = min(n_clusters, len(sample))
     centroids, _ = kmeans_plusplus(sample, k, random_state=seed)
-    centroids = _unit(centroids)
+    centroids = normalize_rows(centroids)
     labels = np.full(len(sample), -1, dtype=np.int64)
     for _ in range(max_iter):
         new, _ = assign_cosine(sample, centroids)
@@ -79,7 +75,7 @@ def fit_spherical_kmeans(
         )
         sums = np.asarray(member @ sample, dtype=np.float32)
         filled = np.linalg.norm(sums, axis=1) > 0
-        centroids[filled] = _unit(sums[filled])
+        centroids[filled] = normalize_rows(sums[filled])
     return centroids.astype(np.float32)
 
 
@@ -87,9 +83,9 @@ def assign_cosine(x: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.
     """Centroid of largest cosine for every row, and that cosine, block by block."""
     labels = np.empty(len(x), dtype=np.int64)
     cos = np.empty(len(x), dtype=np.float32)
-    c = _unit(centroids)
+    c = normalize_rows(centroids)
     for s in range(0, len(x), _BLOCK):
-        sims = _unit(x[s : s + _BLOCK]) @ c.T
+        sims = normalize_rows(x[s : s + _BLOCK]) @ c.T
         labels[s : s + len(sims)] = sims.argmax(axis=1)
         cos[s : s + len(sims)] = sims[np.arange(len(sims)), labels[s : s + len(sims)]]
     return labels, cos

@@ -38,6 +38,7 @@ from __future__ import annotations
 import numpy as np
 
 from tunesift.errors import TunesiftError
+from tunesift.features.vectors import normalize_rows
 from tunesift.methods.base import Method, PoolInfo, top_k
 
 _BLOCK = 16_384
@@ -48,12 +49,6 @@ _DEPTH_PER_SHARE = 64
 _MIN_DEPTH = 64
 _NO_TURN = np.iinfo(np.int64).max
 _ROW_BITS = np.uint64(0xFFFFFFFF)
-
-
-def normalize_rows(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.maximum(norms, 1e-12)
 
 
 class RDS(Method):
