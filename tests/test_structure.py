@@ -161,7 +161,7 @@ def _module_aliases(
 
 #: docs/architecture.md's layers, bottom up: a module may import its own layer and those below
 LAYERS: dict[str, int] = {
-    "_version": 0, "errors": 0,
+    "_version": 0, "errors": 0, "paths": 0,
     "outputs": 1, "engine": 1, "models": 1,
     "corpus": 2, "corpora": 2, "features": 2, "ot": 2,
     "methods": 3,

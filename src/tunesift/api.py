@@ -22,7 +22,6 @@ from tunesift.features.pca import PCA
 from tunesift.features.registry import get_featurizer
 from tunesift.features.store import (
     ShardStore,
-    default_cache_dir,
     env_rows,
     featurize,
     first_nonfinite_row,
@@ -34,6 +33,7 @@ from tunesift.methods import METHODS, Method, make_method
 from tunesift.methods.base import PoolInfo
 from tunesift.methods.budget import Budget, check_fits, count_tokens, fill
 from tunesift.ot.sinkhorn import resolve_device
+from tunesift.paths import default_cache_dir
 from tunesift.selection import Selection
 
 logger = logging.getLogger(__name__)

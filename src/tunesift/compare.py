@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from tunesift import __version__
+from tunesift._version import __version__
 from tunesift.api import Prepared, Source, build_method, prepare, run_method
 from tunesift.engine import Engine, get_engine
 from tunesift.errors import TunesiftError

@@ -65,12 +65,6 @@ class _Corpus(Protocol):
     def fingerprint(self) -> str: ...
 
 
-def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/tunesift``, else ``~/.cache/tunesift``."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "tunesift"
-
-
 def cache_key(featurizer_id: str, fingerprint: str) -> str:
     """The cache folder name: any change to the featurizer id or the corpus gives a new folder."""
     return hashlib.sha256(

@@ -183,7 +183,7 @@ def models_dir(cache_dir: str | Path | None) -> Path:
     """Where converted models are kept: ``cache_dir``, else ``$XDG_CACHE_HOME/tunesift/models``."""
     if cache_dir is not None:
         return Path(cache_dir)
-    from tunesift.features.store import default_cache_dir
+    from tunesift.paths import default_cache_dir
 
     return default_cache_dir() / "models"
 
