@@ -20,6 +20,7 @@ from tunesift.engine import Engine, get_engine
 from tunesift.errors import InputError, TunesiftError
 from tunesift.features.pca import PCA
 from tunesift.features.registry import get_featurizer
+from tunesift.features.score_cache import score_cache_dir
 from tunesift.features.store import (
     ShardStore,
     env_rows,
@@ -27,7 +28,6 @@ from tunesift.features.store import (
     first_nonfinite_row,
     folder_lock,
     load_features_npy,
-    score_cache_dir,
 )
 from tunesift.methods import METHODS, Method, make_method
 from tunesift.methods.base import PoolInfo

@@ -27,12 +27,8 @@ from tunesift.api import Prepared, Source, build_method, prepare, run_method
 from tunesift.engine import Engine, get_engine
 from tunesift.errors import TunesiftError
 from tunesift.features.ngrams import hashed_counts
-from tunesift.features.store import (
-    ShardStore,
-    data_fingerprint,
-    folder_lock,
-    method_identity,
-)
+from tunesift.features.score_cache import data_fingerprint, method_identity
+from tunesift.features.store import ShardStore, folder_lock
 from tunesift.methods import METHODS
 from tunesift.methods.budget import Budget
 from tunesift.methods.gotd import GOTD

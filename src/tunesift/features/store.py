@@ -3,7 +3,8 @@
 Layout: ``<cache>/features/<key>/shard-00000.npy ... manifest.json``, where ``key`` hashes the
 store format, the featurizer id (name, model version, parameters), the storage dtype and the
 corpus fingerprint (reading options, each file's path, size and mtime). Each shard holds exactly
-``shard_size`` rows (the last fewer) and is written to a temporary file, fsynced and renamed; a
+``shard_size`` rows (the last fewer) and is written to a temporary file, fsynced and renamed
+(``tunesift.outputs``' atomic writer; a failed write is an ``OutputError`` naming the file); a
 sidecar ``shard-00000.npy.sum`` (rows, bytes, CRC-32) follows it the same way. A shard counts as
 done only when its sidecar is there and its bytes match it, so a kill loses at most the shard in
 flight, and a truncated, resized or bit-flipped shard is recomputed, never read. The manifest is
@@ -21,13 +22,13 @@ a killed holder left are removed by the next holder. (fcntl locks need a local o
 system; on NFS without lockd, give each process its own cache folder.)
 
 ``ShardStore`` is the same machinery for any per-shard array: ``api`` keeps the score shards of
-a long scoring run in it, keyed by the features and the fitted method (``score_cache_key``).
+a long scoring run in it, keyed by the features and the fitted method
+(``features/score_cache.py``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import fcntl
 import hashlib
 import json
@@ -45,6 +46,7 @@ from tunesift.engine import Engine, LocalEngine
 from tunesift.errors import InputError, TunesiftError
 from tunesift.features.base import Featurizer
 from tunesift.features.matrix import FeatureMatrix
+from tunesift.outputs import atomic_open, write_bytes_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -89,42 +91,8 @@ def env_rows(name: str) -> int | None:
 # ---- atomic, checksummed files -------------------------------------------------------------------
 
 
-def _tmp_path(path: Path) -> Path:
-    # the process id keeps two writers (a lock-less reader's rebuild, an old version) apart
-    return path.with_name(f"{path.name}.{os.getpid()}.tmp")
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_bytes_atomic(path: Path, write: Any) -> None:
-    """``write(fh)`` into a temporary file beside ``path``, fsync, rename over ``path``."""
-    tmp = _tmp_path(path)
-    try:
-        with open(tmp, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
 def _write_json_atomic(path: Path, obj: dict[str, Any]) -> None:
-    data = json.dumps(obj, indent=1).encode()
-    _write_bytes_atomic(path, lambda fh: fh.write(data))
+    write_bytes_atomic(path, json.dumps(obj, indent=1).encode())
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -200,7 +168,8 @@ class ShardStore:
 
     def put(self, k: int, array: np.ndarray) -> dict[str, Any]:
         path = self.path(k)
-        _write_bytes_atomic(path, lambda fh: np.save(fh, array, allow_pickle=False))
+        with atomic_open(path, "wb") as fh:
+            np.save(fh, array, allow_pickle=False)
         entry = {"rows": int(len(array)), "bytes": path.stat().st_size, "crc32": file_crc32(path)}
         _write_json_atomic(path.with_name(path.name + ".sum"), entry)
         self.computed += 1
@@ -518,101 +487,3 @@ def first_nonfinite_row(x: Any, block_rows: int = 65_536) -> int | None:
         if bad.any():
             return s + int(np.argmax(bad))
     return None
-
-
-# ---- score shards ---------------------------------------------------------------------------------
-
-
-def data_fingerprint(x: Any) -> str | None:
-    """A digest of the rows a method scores: the feature cache's own fingerprint (its folder key
-    and shard checksums), else the bytes of an in-memory array or list of texts; None when
-    ``x`` is neither (then nothing is cached for it)."""
-    fp = getattr(x, "fingerprint", None)
-    if isinstance(fp, str):
-        return fp
-    h = hashlib.sha256()
-    if isinstance(x, np.ndarray):
-        h.update(f"array {x.dtype.str} {x.shape}\0".encode())
-        for start in range(0, len(x), 65536):
-            h.update(np.ascontiguousarray(x[start : start + 65536]).tobytes())
-        return h.hexdigest()
-    if isinstance(x, list) and all(isinstance(t, str) for t in x):
-        h.update(f"texts {len(x)}\0".encode())
-        for t in x:
-            h.update(t.encode("utf-8", "surrogatepass"))
-            h.update(b"\0")
-        return h.hexdigest()
-    return None
-
-
-#: fields of a fitted state that measure the run, not what it computed (wall time)
-_VOLATILE_FIELDS = ("seconds",)
-
-
-def _digest_value(h: Any, value: Any) -> bool:
-    """Feed ``value`` into ``h`` unambiguously; False when it holds something we cannot hash."""
-    if value is None or isinstance(value, (bool, int, float, str, np.generic)):
-        h.update(f"{type(value).__name__}:{value!r};".encode())
-    elif isinstance(value, bytes):
-        h.update(f"bytes:{len(value)}:".encode() + value)
-    elif isinstance(value, np.ndarray):
-        if value.dtype == object:
-            return False
-        h.update(f"ndarray:{value.dtype.str}:{value.shape}:".encode())
-        h.update(np.ascontiguousarray(value).tobytes())
-    elif isinstance(value, (list, tuple)):
-        h.update(f"{type(value).__name__}:{len(value)}[".encode())
-        if not all(_digest_value(h, v) for v in value):
-            return False
-        h.update(b"]")
-    elif isinstance(value, dict):
-        h.update(f"dict:{len(value)}{{".encode())
-        for k in sorted(value, key=repr):
-            if not (_digest_value(h, k) and _digest_value(h, value[k])):
-                return False
-        h.update(b"}")
-    elif hasattr(value, "get_params"):  # a nested method (CCS scores with an inner one)
-        return _digest_value(h, method_identity(value))
-    elif dataclasses.is_dataclass(value) and not isinstance(value, type):  # a solver's result
-        fields = {
-            f.name: getattr(value, f.name)
-            for f in dataclasses.fields(value)
-            if f.name not in _VOLATILE_FIELDS
-        }
-        h.update(f"{type(value).__name__}:".encode())
-        return _digest_value(h, fields)
-    else:
-        return False
-    return True
-
-
-#: hyper-parameters that change how a method reports progress, never its scores
-_COSMETIC_PARAMS = ("progress", "show_progress")
-
-
-def method_identity(method: Any) -> dict[str, Any] | None:
-    """Name, hyper-parameters and fitted state (the trailing-underscore attributes, as the
-    Method contract keeps them) of a fitted method; what its scores are a function of."""
-    params = {k: v for k, v in method.get_params().items() if k not in _COSMETIC_PARAMS}
-    state = {k: v for k, v in vars(method).items() if k.endswith("_") and not k.startswith("_")}
-    h = hashlib.sha256()
-    if not (_digest_value(h, params) and _digest_value(h, state)):
-        return None
-    return {"method": type(method).__name__, "name": getattr(method, "name", ""),
-            "digest": h.hexdigest()}  # fmt: skip
-
-
-def score_cache_dir(cache_dir: Path, x: Any, method: Any, rows: int) -> Path | None:
-    """Where the score shards of fitted ``method`` on rows ``x`` in ``rows``-row shards are kept:
-    ``<cache>/scores/<key>``; None when ``x`` or the method's state cannot be fingerprinted."""
-    data = data_fingerprint(x)
-    ident = method_identity(method)
-    if data is None or ident is None:
-        return None
-    key = hashlib.sha256(
-        json.dumps(
-            {"store": STORE_FORMAT, "data": data, "rows": rows, "n": len(x), **ident},
-            sort_keys=True,
-        ).encode()
-    ).hexdigest()[:20]
-    return Path(cache_dir) / "scores" / key
