@@ -38,3 +38,16 @@ def tiny_model(tmp_path_factory) -> str:
     LlamaForCausalLM(config).save_pretrained(folder)
     tok.save_pretrained(folder)
     return str(folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_causal(tiny_model):
+    """``tiny_causal(**settings)``: a ``CausalConfig`` for ``tiny_model`` that runs in seconds
+    (32 tokens, batches of 4, one thread, lr 1e-2), ``settings`` overriding any of these."""
+    from tunesift.evaluate.causal import CausalConfig
+
+    def make(**settings) -> CausalConfig:
+        base = {"model": tiny_model, "max_length": 32, "batch_size": 4, "threads": 1, "lr": 1e-2}
+        return CausalConfig(**{**base, **settings})
+
+    return make

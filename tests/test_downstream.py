@@ -40,11 +40,6 @@ SKY = [
 ]
 
 
-def tiny(model: str, **kw) -> CausalConfig:
-    base = {"model": model, "max_length": 32, "batch_size": 4, "threads": 1, "lr": 1e-2}
-    return CausalConfig(**{**base, **kw})
-
-
 @pytest.fixture(scope="module")
 def task() -> LabeledTask:
     # 3 train texts per label (so a 3-fold CV picks C), 2 + 2 test texts
@@ -112,9 +107,9 @@ def test_probe_rejects_bad_input():
 # ------------------------------------------------------------------- pooling and the one pass
 
 
-def test_pooled_states_ignore_padding_and_match_one_text_at_a_time(tiny_model):
+def test_pooled_states_ignore_padding_and_match_one_text_at_a_time(tiny_causal):
     """Masked mean of the last hidden state: batching with pads changes nothing but rounding."""
-    cfg = tiny(tiny_model)
+    cfg = tiny_causal()
     tok = load_causal_tokenizer(cfg)
     model = load_causal_model(cfg)
     texts = [KITCHEN[1], SKY[4], KITCHEN[0]]  # long, very short, medium: pads in the batch
@@ -129,8 +124,8 @@ def test_pooled_states_ignore_padding_and_match_one_text_at_a_time(tiny_model):
         np.testing.assert_allclose(batched[i], want, rtol=1e-5, atol=1e-6)
 
 
-def test_one_pass_gives_nll_and_features_and_the_suffix_changes_neither(tiny_model):
-    cfg = tiny(tiny_model)
+def test_one_pass_gives_nll_and_features_and_the_suffix_changes_neither(tiny_causal):
+    cfg = tiny_causal()
     tok = load_causal_tokenizer(cfg)
     model = load_causal_model(cfg)
     cpu = torch.device("cpu")
@@ -155,8 +150,8 @@ def test_one_pass_gives_nll_and_features_and_the_suffix_changes_neither(tiny_mod
 # ------------------------------------------------------------------ evaluate_causal, per item
 
 
-def test_per_item_outputs_reproduce_the_reported_perplexity_exactly(tiny_model, task):
-    cfg = tiny(tiny_model, max_steps=2)
+def test_per_item_outputs_reproduce_the_reported_perplexity_exactly(tiny_causal, task):
+    cfg = tiny_causal(max_steps=2)
     r = evaluate_causal(KITCHEN + SKY, task, cfg, seed=0)
     items = r.per_item
     n = len(task.test_texts)
@@ -174,12 +169,12 @@ def test_per_item_outputs_reproduce_the_reported_perplexity_exactly(tiny_model, 
     assert d["per_item"] == items and d["accuracy"] == r.accuracy
 
 
-def test_same_seed_same_per_item_and_zero_shot_off_keeps_the_rest(tiny_model, task):
-    cfg = tiny(tiny_model, max_steps=2)
+def test_same_seed_same_per_item_and_zero_shot_off_keeps_the_rest(tiny_causal, task):
+    cfg = tiny_causal(max_steps=2)
     a = evaluate_causal(KITCHEN + SKY, task, cfg, seed=3)
     b = evaluate_causal(KITCHEN + SKY, task, cfg, seed=3)
     assert a.per_item == b.per_item and a.accuracy == b.accuracy and a.perplexity == b.perplexity
-    off = evaluate_causal(KITCHEN + SKY, task, tiny(tiny_model, max_steps=2, zero_shot=False), 3)
+    off = evaluate_causal(KITCHEN + SKY, task, tiny_causal(max_steps=2, zero_shot=False), 3)
     assert off.mc_accuracy is None and off.mc_macro_f1 is None and off.mc_accuracy_pmi is None
     assert off.perplexity == pytest.approx(a.perplexity, rel=1e-6)
     assert off.per_item["test_tokens"] == a.per_item["test_tokens"]
@@ -187,30 +182,30 @@ def test_same_seed_same_per_item_and_zero_shot_off_keeps_the_rest(tiny_model, ta
     assert off.config["zero_shot"] is False and off.config["downstream"] == "probe"
 
 
-def test_the_baseline_gets_a_probe_too_and_downstream_none_skips_it(tiny_model, task):
-    base = evaluate_causal(None, task, tiny(tiny_model, probe_c=1.0), seed=0)
+def test_the_baseline_gets_a_probe_too_and_downstream_none_skips_it(tiny_causal, task):
+    base = evaluate_causal(None, task, tiny_causal(probe_c=1.0), seed=0)
     assert base.accuracy is not None and base.extra["probe"]["c"] == 1.0
     assert base.extra["probe"]["cv_accuracy"] == {}
-    skip = evaluate_causal(None, task, tiny(tiny_model, downstream="none"), seed=0)
+    skip = evaluate_causal(None, task, tiny_causal(downstream="none"), seed=0)
     assert skip.accuracy is None and skip.macro_f1 is None and "probe" not in skip.extra
     assert set(skip.per_item) == {"test_nll", "test_tokens"}
     assert skip.perplexity == base.perplexity
 
 
-def test_downstream_settings_are_checked(tiny_model):
+def test_downstream_settings_are_checked(tiny_causal):
     with pytest.raises(TunesiftError, match="'finetune' is not built"):
         CausalConfig(downstream="finetune").validate()
     with pytest.raises(TunesiftError, match="probe_c must be positive"):
         CausalConfig(probe_c=-1.0).validate()
     no_train = LabeledTask("t", [], [], KITCHEN[:2] + SKY[:2], ["a", "a", "b", "b"])
     with pytest.raises(TunesiftError, match="labeled train texts of at least two labels"):
-        evaluate_causal(None, no_train, tiny(tiny_model))
-    r = evaluate_causal(None, no_train, tiny(tiny_model, downstream="none"), seed=0)
+        evaluate_causal(None, no_train, tiny_causal())
+    r = evaluate_causal(None, no_train, tiny_causal(downstream="none"), seed=0)
     assert r.accuracy is None and r.perplexity > 0
 
 
-def test_score_task_keeps_its_zero_shot_outputs_and_adds_per_text_terms(tiny_model):
-    cfg = tiny(tiny_model, eval_batch_size=2)
+def test_score_task_keeps_its_zero_shot_outputs_and_adds_per_text_terms(tiny_causal):
+    cfg = tiny_causal(eval_batch_size=2)
     tok = load_causal_tokenizer(cfg)
     s = score_task(load_causal_model(cfg), tok, KITCHEN[:3], ["a", "b"], cfg, torch.device("cpu"))
     assert s["nll"] == sum(s["nll_per_text"]) and s["tokens"] == sum(s["tokens_per_text"])

@@ -48,11 +48,6 @@ SKY = [
 ]
 
 
-def tiny(model: str, **kw) -> CausalConfig:
-    base = {"model": model, "max_length": 32, "batch_size": 4, "threads": 1, "lr": 1e-2}
-    return CausalConfig(**{**base, **kw})
-
-
 @pytest.fixture(scope="module")
 def task() -> LabeledTask:
     return LabeledTask(
@@ -120,8 +115,8 @@ def test_lora_lowers_the_loss_and_leaves_the_base_weights():
     assert trained.trainable_parameters == sum(trained_state[k].numel() for k in lora)
 
 
-def test_full_fine_tuning_moves_every_weight_kind(tiny_model):
-    cfg = tiny(tiny_model, method="full", lr=1e-3, max_steps=2)
+def test_full_fine_tuning_moves_every_weight_kind(tiny_causal):
+    cfg = tiny_causal(method="full", lr=1e-3, max_steps=2)
     trained = train_causal(KITCHEN, cfg, seed=0)
     base = load_causal_model(cfg).state_dict()
     state = trained.model.state_dict()
@@ -132,8 +127,8 @@ def test_full_fine_tuning_moves_every_weight_kind(tiny_model):
     assert trained.trainable_parameters == sum(v.numel() for v in trained.model.parameters())
 
 
-def test_same_seed_same_numbers_other_seed_other_numbers(tiny_model, task):
-    cfg = tiny(tiny_model, epochs=2, max_steps=3)
+def test_same_seed_same_numbers_other_seed_other_numbers(tiny_causal, task):
+    cfg = tiny_causal(epochs=2, max_steps=3)
     a = evaluate_causal(KITCHEN + SKY, task, cfg, seed=1)
     b = evaluate_causal(KITCHEN + SKY, task, cfg, seed=1)
     c = evaluate_causal(KITCHEN + SKY, task, cfg, seed=2)
@@ -146,9 +141,9 @@ def test_same_seed_same_numbers_other_seed_other_numbers(tiny_model, task):
     assert a.train_steps == 3 and a.n_selected == 8 and a.config["method"] == "lora"
 
 
-def test_label_scores_match_a_hand_computation(tiny_model):
+def test_label_scores_match_a_hand_computation(tiny_causal):
     """score(label) = sum_k log p(c_k | text + suffix, c_<k), by one plain forward per pair."""
-    cfg = tiny(tiny_model, eval_batch_size=3)
+    cfg = tiny_causal(eval_batch_size=3)
     tok = load_causal_tokenizer(cfg)
     model = load_causal_model(cfg)
     labels = ["cooking", "astronomy and space", "sky"]  # one, several and one token(s)
@@ -184,7 +179,7 @@ def test_label_scores_match_a_hand_computation(tiny_model):
     assert got["perplexity"] == pytest.approx(np.exp(nll / count), rel=1e-4)
 
 
-def test_bad_settings_are_one_line_errors(tiny_model, task):
+def test_bad_settings_are_one_line_errors(tiny_causal, task):
     with pytest.raises(TunesiftError, match="method must be"):
         CausalConfig(method="qlora").validate()
     with pytest.raises(TunesiftError, match="lora_r must be at least 1"):
@@ -192,12 +187,12 @@ def test_bad_settings_are_one_line_errors(tiny_model, task):
     with pytest.raises(TunesiftError, match="not a local model folder"):
         CausalConfig(model="/nonexistent/model").model_path()
     with pytest.raises(TunesiftError, match="no linear layer named 'c_attn'"):
-        train_causal(KITCHEN, tiny(tiny_model, lora_target_modules=("c_attn",)), seed=0)
+        train_causal(KITCHEN, tiny_causal(lora_target_modules=("c_attn",)), seed=0)
     with pytest.raises(TunesiftError, match="two tokens"):
-        train_causal(["a"], tiny(tiny_model), seed=0)
+        train_causal(["a"], tiny_causal(), seed=0)
     one_label = LabeledTask("one", KITCHEN, ["x"] * 4, SKY, ["x"] * 4)
     with pytest.raises(TunesiftError, match="at least two labels"):
-        evaluate_causal(None, one_label, tiny(tiny_model))
+        evaluate_causal(None, one_label, tiny_causal())
 
 
 # ---------------------------------------------------------------------- the real SmolLM2-135M
