@@ -141,6 +141,18 @@ def _mutate(data: bytes, edits: list[tuple[int, int]]) -> bytes:
     return bytes(buf)
 
 
+def _read_damaged(path: Path, data: bytes, edits: list[tuple[int, int]], cut: int) -> None:
+    """The fuzz property for a binary file: ``data`` with bytes overwritten (``edits``) and its
+    last ``cut`` bytes cut off reads with either ``on_bad``, or fails with an ``InputError``
+    naming ``path``."""
+    path.write_bytes(_mutate(data, edits)[: max(0, len(data) - cut)])
+    for on_bad in ("skip", "error"):
+        try:
+            _read_all(path, on_bad)
+        except InputError as exc:
+            _check_error(exc, path)
+
+
 EDITS = st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=6)
 
 
@@ -202,15 +214,7 @@ def test_fuzz_text_field_values(tmp_path, values, fmt):
 def test_fuzz_gzip_truncated_and_corrupted(tmp_path, edits, cut):
     import gzip
 
-    data = gzip.compress(_good_jsonl_bytes() * 20)
-    data = _mutate(data, edits)[: max(0, len(data) - cut)]
-    path = tmp_path / "f.jsonl.gz"
-    path.write_bytes(data)
-    for on_bad in ("skip", "error"):
-        try:
-            _read_all(path, on_bad)
-        except InputError as exc:
-            _check_error(exc, path)
+    _read_damaged(tmp_path / "f.jsonl.gz", gzip.compress(_good_jsonl_bytes() * 20), edits, cut)
 
 
 @FUZZ
@@ -223,15 +227,7 @@ def test_fuzz_parquet_truncated_and_corrupted(tmp_path, edits, cut):
 
     buf = io.BytesIO()
     pq.write_table(pa.Table.from_pylist(GOOD * 10), buf, compression="snappy")
-    data = buf.getvalue()
-    data = _mutate(data, edits)[: max(0, len(data) - cut)]
-    path = tmp_path / "f.parquet"
-    path.write_bytes(data)
-    for on_bad in ("skip", "error"):
-        try:
-            _read_all(path, on_bad)
-        except InputError as exc:
-            _check_error(exc, path)
+    _read_damaged(tmp_path / "f.parquet", buf.getvalue(), edits, cut)
 
 
 @FUZZ
