@@ -367,8 +367,10 @@ def _causal_row(
     seed: int,
     baseline: dict[str, Any],
 ) -> tuple[dict[str, float], dict[str, list[float]]]:
-    """One causal evaluation. The untouched model's scores do not depend on the seed unless a
-    downstream fine-tune follows (accuracy), so without one the baseline is scored once."""
+    """One causal evaluation. The untouched model's scores do not depend on the seed: its
+    perplexity needs no training, and the downstream probe is deterministic (no seed; see
+    ``tunesift.evaluate.downstream``), so the baseline is scored once per target and its row
+    repeated for every seed."""
     from tunesift.evaluate.causal import evaluate_causal
 
     if texts is None and baseline:
@@ -376,6 +378,6 @@ def _causal_row(
     result = evaluate_causal(texts, task, cfg, seed)
     metrics = causal_metrics(result)
     per_item = _per_item(result)
-    if texts is None and "accuracy" not in metrics:
+    if texts is None:
         baseline.update(metrics=metrics, per_item=per_item)
     return metrics, per_item
