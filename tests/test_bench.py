@@ -319,6 +319,10 @@ def test_causal_rows_pass_per_item_arrays_and_score_the_baseline_once(tmp_path, 
     assert sum(b for b, _ in calls) == 1  # the baseline, once for both seeds
     base = [r for r in result["rows"] if r["method"] == BASELINE]
     assert [r["seed"] for r in base] == [0, 1] and base[0]["metrics"] == base[1]["metrics"]
+    # a resumed bench with one more seed reads the kept baseline instead of scoring it again
+    argv[argv.index("0,1")] = "0,1,2"
+    assert main(argv) == 0
+    assert sum(b for b, _ in calls) == 1
     assert set(base[0]["metrics"]) == {"perplexity", "accuracy", "macro_f1"}
     assert set(base[0]["per_item"]) == {"test_nll", "test_tokens", "correct", "pred", "gold"}
     kinds = {(c["metric"], c["absolute"]["kind"]) for c in result["comparisons"]}

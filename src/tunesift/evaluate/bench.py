@@ -247,8 +247,12 @@ def run_bench(
                 todo = [m for m in spec.modes if not paths[m].exists()]
                 for m in spec.modes:
                     if m not in todo:
-                        rows.append(BenchRow(**json.loads(paths[m].read_text())))
+                        kept = BenchRow(**json.loads(paths[m].read_text()))
+                        rows.append(kept)
                         reused += 1
+                        if name == BASELINE and m == "causal" and not causal_baseline:
+                            # a resumed bench does not score the untouched model again
+                            causal_baseline.update(metrics=kept.metrics, per_item=kept.per_item)
                 if not todo:
                     continue
                 texts: list[str] | None = None
