@@ -26,5 +26,5 @@ def test_pca_keeps_the_signal_subspace():
 
 def test_pca_dim_out_of_range():
     x = np.zeros((10, 4), np.float32)
-    with pytest.raises(TunesiftError, match="pca-dim"):
+    with pytest.raises(TunesiftError, match="pca_dim"):
         PCA.fit(x, x, 5)
