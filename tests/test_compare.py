@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tunesift.cli.main import main
-from tunesift.compare import compare, format_comparison
+from tunesift.comparison import compare, format_comparison
 from tunesift.corpora import build as corpora_build
 
 pytestmark = pytest.mark.skipif(

@@ -179,12 +179,22 @@ def test_kill_during_featurization_and_scoring_resumes_and_ends_byte_identical(w
         assert twin.read_bytes() == ref.read_bytes(), twin
 
 
-def _compare(cache: str, save: str) -> list[str]:
-    return _tunesift(
+# The crash runs pause 0.5 s after each finished method: without it a fast machine finishes the
+# last, cheap methods inside the kill delay, and the kill lands after the run instead of inside it.
+PAUSING = (
+    "import sys, time; import tunesift.comparison as c; save = c._FinishedRuns.save; "
+    "c._FinishedRuns.save = lambda self, *a: (save(self, *a), time.sleep(0.5))[0]; "
+    "from tunesift.cli.main import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+def _compare(cache: str, save: str, pause: bool = False) -> list[str]:
+    command = _tunesift(
         "compare", "--pool", "pool.jsonl", "--target", "target.jsonl", "--budget", "60",
         "--featurizer", "static", "--methods", "gotd,dsir,kmq,rds,random",
         "--cache-dir", cache, "--save", save, "-q",
     )  # fmt: skip
+    return [sys.executable, "-c", PAUSING, *command[3:]] if pause else command
 
 
 def _without_seconds(path: Path) -> dict:
@@ -204,7 +214,7 @@ def test_kill_during_compare_keeps_finished_methods_and_ends_identical(work):
 
     for point in (int(rng.integers(1, 3)), int(rng.integers(3, 5))):
         _kill_after(
-            _compare("crash", "out.json"), work, lambda: len(finished()), point,
+            _compare("crash", "out.json", pause=True), work, lambda: len(finished()), point,
             float(rng.uniform(0, 0.2)),
         )  # fmt: skip
         assert len(finished()) < 5 and not (work / "out.json").exists()

@@ -146,9 +146,9 @@ def test_select_refuses_the_sidecar_or_an_existing_folder_as_output(files, tmp_p
 
 
 def test_compare_save_refuses_an_input_before_any_work(files, tmp_path, capsys, monkeypatch):
-    import tunesift.compare
+    import tunesift.comparison
 
-    monkeypatch.setattr(tunesift.compare, "compare", _no_work)
+    monkeypatch.setattr(tunesift.comparison, "compare", _no_work)
     pool, target = files
     before = target.read_bytes()
     os.link(target, tmp_path / "t.csv")

@@ -166,7 +166,7 @@ LAYERS: dict[str, int] = {
     "corpus": 2, "corpora": 2, "features": 2, "ot": 2,
     "methods": 3,
     "selection": 4,
-    "api": 5, "compare": 5, "report": 5, "evaluate": 5, "tasks": 5,
+    "api": 5, "comparison": 5, "report": 5, "evaluate": 5, "tasks": 5,
     "cli": 6, "__main__": 6, "": 7,  # "": the package __init__
 }  # fmt: skip
 
@@ -231,6 +231,21 @@ def test_version_lives_in_a_module_that_imports_nothing():
     assert tunesift.__version__ == __version__
     upward = [f"{m} line {line}" for m, target, _, line in imports(PACKAGE) if target == "tunesift"]
     assert not upward, "modules importing the package __init__: " + ", ".join(upward)
+
+
+def test_no_submodule_shadows_a_public_name():
+    # `import tunesift.compare` once made `tunesift.compare` the module, not the function (the
+    # package's lazy __getattr__ is not consulted for an attribute the import system has set).
+    import importlib
+    import pkgutil
+
+    import tunesift
+
+    submodules = {m.name for m in pkgutil.iter_modules([str(PACKAGE)])}
+    assert not submodules & set(tunesift.__all__)
+    for name in sorted(submodules - {"__main__"}):
+        importlib.import_module(f"tunesift.{name}")
+    assert callable(tunesift.select) and callable(tunesift.compare)
 
 
 # --- the checker itself, on a tiny package ------------------------------------------------------

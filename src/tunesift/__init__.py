@@ -21,7 +21,7 @@ def __getattr__(name: str) -> Any:
 
         return select
     if name == "compare":
-        from tunesift.compare import compare
+        from tunesift.comparison import compare
 
         return compare
     if name == "Selection":

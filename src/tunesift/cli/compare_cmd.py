@@ -55,7 +55,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run_compare(args: argparse.Namespace) -> int:
     from tunesift.cli.options import engine_from_args, guard_outputs, input_paths, parse_param
-    from tunesift.compare import compare, format_comparison
+    from tunesift.comparison import compare, format_comparison
     from tunesift.outputs import record_outputs
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
