@@ -2,7 +2,7 @@
 # Set up tunesift on a fresh Debian machine: the Debian corpora, a venv, torch (CPU wheel) first,
 # then the package (with the causal-mode extras) and SmolLM2. Idempotent: a second run only checks.
 # Usage: scripts/setup.sh [--test]
-#   --test   also install the test tools (pytest, POT, datasets, ruff, mypy)
+#   --test   also install the test tools (pytest, POT, datasets, ruff, mypy, Debian's chromium)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,7 +12,11 @@ DEBIAN_PACKAGES=(
   bible-kjv bible-kjv-text perl-doc
 )
 extras="[causal]"
-[[ "${1:-}" == "--test" ]] && extras="[test,causal]"
+if [[ "${1:-}" == "--test" ]]; then
+  extras="[test,causal]"
+  # the report tests open reports in a real browser (tests/headless.py)
+  DEBIAN_PACKAGES+=(chromium)
+fi
 
 say() { printf '\033[1msetup:\033[0m %s\n' "$*" >&2; }
 

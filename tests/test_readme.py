@@ -20,6 +20,7 @@ def test_readme_opens_with_two_commands():
     main_job, tests = commands
     assert main_job.startswith("bash scripts/setup.sh && ") and "tunesift select" in main_job
     assert "tunesift corpora build" in main_job
+    assert main_job.endswith("--report runs/default/report.html"), "the main job writes its report"
     assert tests.startswith("bash scripts/setup.sh --test && ") and "pytest" in tests
 
 

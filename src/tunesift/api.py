@@ -34,7 +34,7 @@ from tunesift.methods.base import PoolInfo
 from tunesift.methods.budget import Budget, check_fits, count_tokens, fill
 from tunesift.ot.sinkhorn import resolve_device
 from tunesift.paths import default_cache_dir
-from tunesift.selection import Selection
+from tunesift.selection import Selection, token_length_histogram
 
 logger = logging.getLogger(__name__)
 
@@ -402,6 +402,15 @@ def run_method(
                 "pool": _bad_summary(prep.pool_corpus),
                 "target": _bad_summary(prep.target_corpus),
             },
+            "token_lengths": token_length_histogram(prep.lengths, indices)
+            if prep.lengths is not None
+            else None,
+            # what a report reads back: how the records were read, where the features are cached
+            "reading": _reading(prep.pool_corpus),
+            "features_cache": {
+                "pool": getattr(prep.x_pool, "cache_folder", None),
+                "target": getattr(prep.x_target, "cache_folder", None),
+            },
             "timings_s": {
                 "read": prep.timings.get("read", 0.0),
                 "features": prep.timings.get("features", 0.0),
@@ -570,6 +579,11 @@ def _score_shards(
             store.root, store.computed, store.reused,
         )  # fmt: skip
     return scores
+
+
+def _reading(corpus: Corpus | None) -> dict[str, Any] | None:
+    keys = ("text_field", "id_field", "source_field", "text_template", "on_bad")
+    return None if corpus is None else {k: getattr(corpus, k) for k in keys}
 
 
 def _bad_summary(corpus: Corpus | None) -> dict[str, Any] | None:

@@ -193,6 +193,18 @@ class Selection:
         return write_json_atomic(path, self.metadata(), indent=2, default=_jsonable)
 
 
+def token_length_histogram(lengths: np.ndarray, indices: np.ndarray) -> dict[str, list[int]]:
+    """Pool and selection token counts on shared log-spaced bins (quarter octaves from 1; an
+    empty text counts as 1): the report's length figure, without re-reading the pool."""
+    lengths = np.maximum(np.asarray(lengths, dtype=np.int64), 1)
+    top = int(lengths.max()) if len(lengths) else 1
+    steps = int(np.ceil(4 * np.log2(top + 1))) + 1
+    edges = np.unique(np.round(2.0 ** (np.arange(steps + 1) / 4)).astype(np.int64))
+    pool, _ = np.histogram(lengths, bins=edges)
+    selected, _ = np.histogram(lengths[np.asarray(indices, dtype=np.int64)], bins=edges)
+    return {"edges": edges.tolist(), "pool": pool.tolist(), "selected": selected.tolist()}
+
+
 def _finite(value: float) -> float | None:
     """A score for JSON/CSV: -inf (DSIR's too-short documents) and NaN become null."""
     value = float(value)

@@ -1,4 +1,4 @@
-"""``tunesift`` command line: ``select``, ``compare``, ``evaluate`` and ``corpora``. User errors end in one line, never a traceback."""
+"""``tunesift`` command line: ``select``, ``compare``, ``evaluate``, ``bench``, ``tasks``, ``corpora`` and ``report``. User errors end in one line, never a traceback."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from tunesift.cli.options import (
     add_engine_options,
     add_input_options,
     add_overwrite_option,
+    add_report_option,
+    check_report_path,
     engine_from_args,
     guard_outputs,
     input_paths,
@@ -93,6 +95,7 @@ def _add_select(sub: argparse._SubParsersAction) -> None:
     out.add_argument(
         "--cache-dir", type=Path, help="feature cache (default: $XDG_CACHE_HOME/tunesift)"
     )
+    add_report_option(out)
     add_overwrite_option(out)
     out.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     add_engine_options(p)
@@ -108,12 +111,14 @@ def run_select(args: argparse.Namespace) -> int:
     check_output_format(args.out, "records")
     if args.scores_out:
         check_output_format(args.scores_out, "scores")
+    check_report_path(args)
     sidecar = Path(str(args.out) + ".meta.json")
     guard_outputs(
         args,
-        [("--out", args.out), ("--scores-out", args.scores_out), ("--out's sidecar", sidecar)],
+        [("--out", args.out), ("--scores-out", args.scores_out), ("--out's sidecar", sidecar),
+         ("--report", args.report)],
         input_paths(args),
-    )
+    )  # fmt: skip
     params = dict(parse_param(t) for t in args.param)
     if args.epsilon is not None:
         params["epsilon"] = args.epsilon
@@ -147,8 +152,16 @@ def run_select(args: argparse.Namespace) -> int:
     if args.scores_out:
         outputs.append(str(selection.write_scores(args.scores_out)))
     selection.info["command"] = "tunesift " + " ".join(map(str, args.argv))
+    selection.info["outputs"] = {"records": str(args.out), "scores": args.scores_out}
     outputs.append(str(selection.write_metadata(sidecar)))
     record_outputs(outputs, command="tunesift select")
+    if args.report:
+        from tunesift.report.select_report import write_select_report
+
+        # from the outputs just written, as `tunesift report` would; the scores are in hand
+        write_select_report(args.report, sidecar, scores=selection.scores, seed=args.seed)
+        record_outputs([args.report], command="tunesift select")
+        outputs.append(str(args.report))
     print(format_summary(selection, group_by=args.group_by, outputs=outputs))
     return 0
 
@@ -164,13 +177,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_select(sub)
-    from tunesift.cli import bench_cmd, compare_cmd, corpora_cmd, evaluate_cmd, tasks_cmd
+    from tunesift.cli import (
+        bench_cmd,
+        compare_cmd,
+        corpora_cmd,
+        evaluate_cmd,
+        report_cmd,
+        tasks_cmd,
+    )
 
     compare_cmd.add_parser(sub)
     evaluate_cmd.add_parser(sub)
     bench_cmd.add_parser(sub)
     tasks_cmd.add_parser(sub)
     corpora_cmd.add_parser(sub)
+    report_cmd.add_parser(sub)
     return parser
 
 

@@ -144,3 +144,20 @@ def input_paths(args: argparse.Namespace) -> list[tuple[str, Any]]:
         ("--pool-features", args.pool_features),
         ("--target-features", args.target_features),
     ]
+
+
+def add_report_option(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--report PATH.html``: also write the run's self-contained HTML report."""
+    p.add_argument(
+        "--report",
+        metavar="PATH.html",
+        help="also write a self-contained HTML report of the run (opens offline; "
+        "see docs/report.md)",
+    )
+
+
+def check_report_path(args: argparse.Namespace) -> None:
+    """``--report`` must name an .html file (checked before any work)."""
+    report = getattr(args, "report", None)
+    if report is not None and not str(report).lower().endswith((".html", ".htm")):
+        raise TunesiftError(f"--report must end with .html, got {report}")

@@ -451,7 +451,31 @@ def _load(root: Path, meta: dict[str, Any]) -> FeatureMatrix | np.ndarray:
     x.fingerprint = hashlib.sha256(  # type: ignore[attr-defined]
         json.dumps([root.name, meta["fingerprint"], [s["crc32"] for s in meta["shards"]]]).encode()
     ).hexdigest()
+    # where these rows live, so a selection's sidecar can name it and a report read it back
+    x.cache_folder = str(root)  # type: ignore[attr-defined]
     return x
+
+
+def open_cached(
+    folder: str | Path, fingerprint: str | None = None
+) -> FeatureMatrix | np.ndarray | None:
+    """The complete, checked features of one cache folder (as ``featurize`` left them), or None
+    when the folder is missing, unfinished or damaged, or was written for another corpus
+    ``fingerprint`` than the one given (its files changed since). Reads; never computes."""
+    root = Path(folder)
+    meta = _read_json(root / MANIFEST)
+    if meta is None:
+        return None
+    try:
+        feat_id = f"{meta['featurizer']}|{meta['dtype']}"
+        if fingerprint is not None and meta["fingerprint"] != fingerprint:
+            return None
+        fingerprint = str(meta["fingerprint"])
+    except (KeyError, TypeError):
+        return None
+    if not _manifest_ok(ShardStore(root), meta, feat_id, fingerprint):
+        return None
+    return _load(root, meta)
 
 
 def load_features_npy(path: Path) -> FeatureMatrix | np.ndarray:
