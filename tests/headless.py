@@ -22,6 +22,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 WIDTH = 1150
@@ -159,3 +160,36 @@ def check_report(html_path: Path, folder: Path, expected: set[str]) -> Rendered:
     assert not absent, f"figures missing: {sorted(absent)} (not drawn: {r.missing})"
     assert not (blank := blank_figures(r)), f"blank figures: {blank}"
     return r
+
+
+# --- a small corpus for report tests -------------------------------------------------------------
+
+ANIMALS = ["cat", "dog", "horse", "cow", "wolf", "otter", "heron", "salmon", "bee", "tiger"]
+CODE = ["compiler", "kernel", "pointer", "buffer", "server", "package", "thread", "socket"]
+VERBS = ["runs", "eats", "sleeps", "builds", "returns", "hunts", "reads", "writes"]
+
+
+def _texts(words: list[str], n: int, seed: int, prefix: str) -> list[str]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        k = int(rng.integers(2, 12))
+        out.append(prefix + " ".join(f"{rng.choice(words)} {rng.choice(VERBS)}" for _ in range(k)))
+    return out
+
+
+def _jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def write_small_corpus(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """Two pool sources of 150 texts each and a 40-text target whose texts hold HTML markup."""
+    animals = [{"text": t, "label": "animal"} for t in _texts(ANIMALS, 150, 0, "the ")]
+    code = [{"text": t, "label": "code"} for t in _texts(CODE, 150, 1, "a ")]
+    target = [{"text": "<script>alert(1)</script> " + t} for t in _texts(ANIMALS[:5], 40, 2, "")]
+    return (
+        _jsonl(tmp_path / "animals.jsonl", animals),
+        _jsonl(tmp_path / "code.jsonl", code),
+        _jsonl(tmp_path / "target.jsonl", target),
+    )

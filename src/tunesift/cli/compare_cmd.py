@@ -15,6 +15,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         add_engine_options,
         add_input_options,
         add_overwrite_option,
+        add_report_option,
         method_list,
     )
 
@@ -44,6 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--save", type=Path, metavar="FILE", help="also write the results (.json, .csv)")
+    add_report_option(p)
     add_overwrite_option(p)
     p.add_argument(
         "--cache-dir", type=Path, help="feature cache (default: $XDG_CACHE_HOME/tunesift)"
@@ -54,7 +56,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from tunesift.cli.options import engine_from_args, guard_outputs, input_paths, parse_param
+    from tunesift.cli.options import (
+        check_report_path,
+        engine_from_args,
+        guard_outputs,
+        input_paths,
+        parse_param,
+    )
     from tunesift.comparison import compare, format_comparison
     from tunesift.outputs import record_outputs
 
@@ -70,10 +78,11 @@ def run_compare(args: argparse.Namespace) -> int:
         params.setdefault(method.replace("_", "-"), {})[name] = value
     if not args.pool or not args.target:
         raise TunesiftError("compare reads texts: give --pool and --target files")
-    if args.save is not None:
-        if args.save.suffix.lower() not in (".json", ".csv"):
-            raise TunesiftError(f"--save must end with .json or .csv, got {args.save.name}")
-        guard_outputs(args, [("--save", args.save)], input_paths(args))
+    if args.save is not None and args.save.suffix.lower() not in (".json", ".csv"):
+        raise TunesiftError(f"--save must end with .json or .csv, got {args.save.name}")
+    check_report_path(args)
+    if args.save is not None or args.report is not None:
+        guard_outputs(args, [("--save", args.save), ("--report", args.report)], input_paths(args))
     result = compare(
         args.pool,
         args.target,
@@ -98,4 +107,10 @@ def run_compare(args: argparse.Namespace) -> int:
     if args.save:
         print(f"wrote {result.write(args.save)}")
         record_outputs([args.save], command="tunesift compare")
+    if args.report:
+        from tunesift.report.compare_report import write_compare_report
+
+        write_compare_report(args.report, result, seed=args.seed)
+        record_outputs([args.report], command="tunesift compare")
+        print(f"wrote {args.report}")
     return 0

@@ -45,20 +45,6 @@ def to_svg(fig: Any, key: str) -> str:
     return re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r"<svg\1", text, count=1)
 
 
-def points_map(
-    layers: Sequence[tuple[str, np.ndarray, str, float]],
-    *,
-    key: str,
-    title: str,
-    xlabel: str = "PC 1",
-    ylabel: str = "PC 2",
-    ncols: int = 1,
-) -> str:
-    """Scatter layers drawn in order: (label, (n, 2) points, colour, marker size)."""
-    panels = [layers] if ncols == 1 else [[layer] for layer in layers]
-    return points_panels(panels, key=key, title=title, xlabel=xlabel, ylabel=ylabel)
-
-
 def points_panels(
     panels: Sequence[Sequence[tuple[str, np.ndarray, str, float]]],
     *,

@@ -63,6 +63,10 @@ def write_run_report(path: str | Path, out: str | Path, *, seed: int = 0) -> tup
         from tunesift.report.select_run import load_select_run
 
         page = build_select_report(load_select_run(file), seed=seed)
+    elif kind == "compare":
+        from tunesift.report.compare_report import build_compare_report
+
+        page = build_compare_report(_json(file), seed=seed)
     else:
         raise InputError(f"the {kind} report is not built yet", file)
     page.write(out)
