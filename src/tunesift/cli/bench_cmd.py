@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from tunesift.errors import TunesiftError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from tunesift.cli.options import add_report_option
     from tunesift.evaluate.bench import PRESETS
 
     p = sub.add_parser(
@@ -60,19 +62,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--cache-dir", type=Path, help="feature cache (default: $XDG_CACHE_HOME/tunesift)"
     )
+    add_report_option(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=run_bench_cmd)
 
 
 def run_bench_cmd(args: argparse.Namespace) -> int:
-    from tunesift.cli.options import guard_outputs
+    from tunesift.cli.options import check_report_path, guard_outputs
     from tunesift.evaluate.bench import run_bench
 
+    check_report_path(args)
     user, preset = _protocol(args)
     inputs = [("--task-train", args.task_train), ("--task-test", args.task_test),
               *(("--pool", p) for p in args.pool or ()),
               *(("--task-unlabeled", p) for p in args.task_unlabeled)]  # fmt: skip
-    guard_outputs(args, [("--out", args.out / f"results.{x}") for x in ("csv", "json", "md")],
+    guard_outputs(args, [("--out", args.out / f"results.{x}") for x in ("csv", "json", "md")]
+                  + [("--report", args.report)],
                   [(f, p) for f, p in inputs if p is not None],
                   folders=[("--out", args.out)])  # fmt: skip
     result = run_bench(
@@ -87,6 +92,15 @@ def run_bench_cmd(args: argparse.Namespace) -> int:
     print(f"{len(result['rows'])} runs ({result['executed']} computed, {result['reused']} reused "
           f"from {args.out}/runs) in {result['seconds']:.0f} s; wrote {args.out}/results.csv, "
           f"results.json, results.md")  # fmt: skip
+    if args.report:
+        from tunesift.outputs import record_outputs
+        from tunesift.report.bench_report import build_bench_report
+
+        # from results.json as written, so `tunesift report OUT` gives the same page
+        saved = json.loads((args.out / "results.json").read_text(encoding="utf-8"))
+        build_bench_report(saved).write(args.report)
+        record_outputs([args.report], command="tunesift bench")
+        print(f"wrote {args.report}")
     return 0
 
 

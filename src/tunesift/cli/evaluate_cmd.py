@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,7 +12,7 @@ from tunesift.errors import TunesiftError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from tunesift.cli.options import add_overwrite_option
+    from tunesift.cli.options import add_overwrite_option, add_report_option
 
     p = sub.add_parser(
         "evaluate",
@@ -41,13 +42,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     p.add_argument("--out", type=Path, help="write the full report as JSON")
+    add_report_option(p)
     add_overwrite_option(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=run_evaluate)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from tunesift.cli.options import guard_outputs
+    from tunesift.cli.options import check_report_path, guard_outputs
     from tunesift.evaluate.harness import evaluate, load_task, read_texts
     from tunesift.outputs import record_outputs, write_json_atomic
 
@@ -65,10 +67,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
         selections[name] = [path]
     if args.mode == "fast" and not args.base:
         raise TunesiftError("fast mode needs --base: the corpus standing for pre-training")
-    if args.out is not None:
+    check_report_path(args)
+    if args.out is not None or args.report is not None:
         guard_outputs(
             args,
-            [("--out", args.out)],
+            [("--out", args.out), ("--report", args.report)],
             [
                 *((f"--selection {name}", paths[0]) for name, paths in selections.items()),
                 ("--task-train", args.task_train),
@@ -95,4 +98,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
         write_json_atomic(args.out, report.to_dict(), indent=2)
         record_outputs([args.out], command="tunesift evaluate")
         print(f"wrote {args.out}")
+    if args.report:
+        from tunesift.report.bench_report import build_evaluate_report
+
+        # through JSON, as --out holds it, so `tunesift report` of that file gives the same page
+        saved = json.loads(json.dumps(report.to_dict()))
+        build_evaluate_report(saved).write(args.report)
+        record_outputs([args.report], command="tunesift evaluate")
+        print(f"wrote {args.report}")
     return 0

@@ -39,7 +39,7 @@ def run_kind(path: str | Path) -> tuple[str, Path]:
         return "bench", p
     if "chosen" in data or "selected_tasks" in data:
         return "tasks", p
-    if "metrics" in data or "mode" in data:
+    if "summary" in data and "mode" in data:
         return "evaluate", p
     raise InputError("not the output of select, compare, evaluate, bench or tasks", p)
 
@@ -67,6 +67,14 @@ def write_run_report(path: str | Path, out: str | Path, *, seed: int = 0) -> tup
         from tunesift.report.compare_report import build_compare_report
 
         page = build_compare_report(_json(file), seed=seed)
+    elif kind == "bench":
+        from tunesift.report.bench_report import build_bench_report
+
+        page = build_bench_report(_json(file))
+    elif kind == "evaluate":
+        from tunesift.report.bench_report import build_evaluate_report
+
+        page = build_evaluate_report(_json(file))
     else:
         raise InputError(f"the {kind} report is not built yet", file)
     page.write(out)
