@@ -9,6 +9,8 @@ from typing import Any
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from tunesift.cli.options import add_report_option
+
     p = sub.add_parser(
         "tasks",
         help="choose the tasks (source datasets) to fine-tune on, by GradEx",
@@ -57,20 +59,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("runs/tasks"), help="output folder")
     p.add_argument("--overwrite", action="store_true",
                    help="write into an output folder holding files tunesift did not write")  # fmt: skip
+    add_report_option(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run_tasks_cmd)
 
 
 def run_tasks_cmd(args: argparse.Namespace) -> int:
-    from tunesift.cli.options import guard_outputs
+    from tunesift.cli.options import check_report_path, guard_outputs
     from tunesift.outputs import write_json_atomic
     from tunesift.tasks import select_tasks, validate
     from tunesift.tasks.gradex import save_trainable
 
+    check_report_path(args)
     guard_outputs(
         args,
         [("--out", args.out / name) for name in
-         ("selection.json", "validation.json", "model.pt")],
+         ("selection.json", "validation.json", "model.pt")] + [("--report", args.report)],
         [*(("--tasks", t) for t in args.tasks), ("--target", args.target),
          ("--target-test", args.target_test), ("--model", args.model)],
         folders=[("--out", args.out)],
@@ -99,6 +103,7 @@ def run_tasks_cmd(args: argparse.Namespace) -> int:
         for name, r in val.others.items():
             print(f"| {name} | {r['relative_error']:.4f} | {r['spearman']:.3f} |")
         print(f"wrote {args.out / 'validation.json'}")
+        _report(args)
         return 0
 
     result = select_tasks(
@@ -123,4 +128,17 @@ def run_tasks_cmd(args: argparse.Namespace) -> int:
         f"chose {len(result.chosen)} of {len(result.names)} tasks; wrote {args.out}/selection.json "
         "and model.pt"
     )
+    _report(args)
     return 0
+
+
+def _report(args: argparse.Namespace) -> None:
+    """``--report``: the page of the --out folder as it now is (selection and/or validation)."""
+    if not args.report:
+        return
+    from tunesift.outputs import record_outputs
+    from tunesift.report.tasks_report import build_tasks_report, read_tasks_run
+
+    build_tasks_report(*read_tasks_run(args.out)).write(args.report)
+    record_outputs([args.report], command="tunesift tasks")
+    print(f"wrote {args.report}")

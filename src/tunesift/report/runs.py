@@ -13,21 +13,22 @@ from tunesift.report.select_run import SIDECAR_SUFFIX
 
 def run_kind(path: str | Path) -> tuple[str, Path]:
     """(kind, file) of a run's outputs: ``select`` (a sidecar), ``compare`` (``--save`` JSON),
-    ``evaluate`` (``--out`` JSON), ``bench`` (its ``results.json``) or ``tasks`` (its
-    ``tasks.json``); a folder is searched for one of these."""
+    ``evaluate`` (``--out`` JSON), ``bench`` (its ``results.json``) or ``tasks`` (its folder, or
+    its ``selection.json`` or ``validation.json``); a folder is searched for one of these."""
     p = Path(path)
     if not p.exists():
         raise InputError("no such file or directory", p)
     if p.is_dir():
-        for name, kind in (("results.json", "bench"), ("tasks.json", "tasks")):
-            if (p / name).is_file():
-                return kind, p / name
+        if (p / "results.json").is_file():
+            return "bench", p / "results.json"
+        if (p / "selection.json").is_file() or (p / "validation.json").is_file():
+            return "tasks", p
         sidecars = sorted(p.glob(f"*{SIDECAR_SUFFIX}"))
         if len(sidecars) == 1:
             return "select", sidecars[0]
         raise InputError(
             f"found {len(sidecars) or 'no'} select sidecars (*{SIDECAR_SUFFIX}) and no bench "
-            "results.json or tasks tasks.json here: name the file",
+            "results.json or tasks selection.json/validation.json here: name the file",
             p,
         )
     data = _json(p)
@@ -37,7 +38,7 @@ def run_kind(path: str | Path) -> tuple[str, Path]:
         return "compare", p
     if "rows" in data and "comparisons" in data:
         return "bench", p
-    if "chosen" in data or "selected_tasks" in data:
+    if "selection" in data or "validation" in data:
         return "tasks", p
     if "summary" in data and "mode" in data:
         return "evaluate", p
@@ -76,6 +77,8 @@ def write_run_report(path: str | Path, out: str | Path, *, seed: int = 0) -> tup
 
         page = build_evaluate_report(_json(file))
     else:
-        raise InputError(f"the {kind} report is not built yet", file)
+        from tunesift.report.tasks_report import build_tasks_report, read_tasks_run
+
+        page = build_tasks_report(*read_tasks_run(file))
     page.write(out)
     return kind, page
