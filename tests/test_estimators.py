@@ -327,13 +327,13 @@ def test_runner_passes_run_settings_by_signature_and_asks_the_method_about_its_s
 
 
 def test_api_and_compare_name_no_method_and_repeat_no_default():
-    from tunesift import compare
+    from tunesift import comparison
     from tunesift.methods.gotd import GOTD
 
     code = (SRC / "api.py").read_text()
     assert 'name == "gotd"' not in code and "eps_absolute" not in code and "sinkhorn(" not in code
-    assert compare.OT_EPSILON == GOTD().epsilon
-    assert "0.05" not in (SRC / "compare.py").read_text()
+    assert comparison.OT_EPSILON == GOTD().epsilon
+    assert "0.05" not in (SRC / "comparison.py").read_text()
 
 
 def test_gotd_reports_the_ot_cost_of_its_selection(tiny_features):
