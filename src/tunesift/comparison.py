@@ -29,7 +29,7 @@ from tunesift.errors import TunesiftError
 from tunesift.features.ngrams import hashed_counts
 from tunesift.features.score_cache import data_fingerprint, method_identity
 from tunesift.features.store import ShardStore, folder_lock
-from tunesift.methods import METHODS
+from tunesift.methods import NAMES
 from tunesift.methods.budget import Budget
 from tunesift.methods.gotd import GOTD
 from tunesift.ot.sinkhorn import estimate_cost_scale, sinkhorn
@@ -130,10 +130,10 @@ def compare(
     """
     engine = get_engine(engine)
     method_params = method_params or {}
-    unknown = [m for m in [*methods, *method_params] if m not in METHODS]
+    unknown = [m for m in [*methods, *method_params] if m not in NAMES]
     if unknown:
         raise TunesiftError(
-            f"unknown method {unknown[0]!r}; choose from {', '.join(sorted(METHODS))}"
+            f"unknown method {unknown[0]!r}; choose from {', '.join(sorted(NAMES))}"
         )
     if len(set(methods)) != len(methods):
         raise TunesiftError("each method may appear once in methods", param="methods")

@@ -13,11 +13,11 @@ from typing import Any
 from tunesift.errors import TunesiftError
 
 
-def parse_param(text: str) -> tuple[str, Any]:
+def parse_param(text: str, flag: str = "--param") -> tuple[str, Any]:
     """``NAME=VALUE`` with VALUE read as JSON when it parses (numbers, true/false), else a string."""
     name, sep, raw = text.partition("=")
     if not sep or not name:
-        raise TunesiftError(f"--param expects NAME=VALUE, got {text!r}")
+        raise TunesiftError(f"{flag} expects NAME=VALUE, got {text!r}")
     try:
         value = json.loads(raw)
     except json.JSONDecodeError:
@@ -103,9 +103,9 @@ def engine_from_args(args: argparse.Namespace) -> Any:
 
 
 def method_list() -> str:
-    from tunesift.methods import METHODS
+    from tunesift.methods import NAMES  # the names only: the methods load when one runs
 
-    return ", ".join(sorted(METHODS))
+    return ", ".join(sorted(NAMES))
 
 
 def add_overwrite_option(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:

@@ -74,7 +74,6 @@ from tunesift.evaluate.results import (
 )
 from tunesift.evaluate.targets import BenchTask, UserTask, build_pool, build_task, build_user_task
 from tunesift.evaluate.task import LabeledTask
-from tunesift.methods import METHODS
 from tunesift.methods.budget import Budget
 from tunesift.outputs import write_text_atomic
 
@@ -221,6 +220,8 @@ def run_bench(
     }  # fmt: skip
     # embed only when some method reads features (DSIR, random and the oracle do not)
     needs = ["texts"]
+    from tunesift.methods import METHODS  # here: loading the methods imports torch
+
     if any(m in METHODS and METHODS[m].inputs == "features" for m in spec.methods):
         needs.append("features")
     heads: dict[int, Any] = {}

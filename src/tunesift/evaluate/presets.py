@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tunesift.errors import TunesiftError
-from tunesift.methods import METHODS
+from tunesift.methods import NAMES
 
 ORACLE = "oracle"
 RANDOM = "random"
@@ -141,9 +141,9 @@ def restrict(
             )
         changes["only_tasks"] = tuple(tasks)
     if methods:
-        bad = [m for m in methods if m not in METHODS and m not in REFERENCES]
+        bad = [m for m in methods if m not in NAMES and m not in REFERENCES]
         if bad:
-            choices = ", ".join([*METHODS, *REFERENCES])
+            choices = ", ".join([*NAMES, *REFERENCES])
             raise TunesiftError(f"unknown method {bad[0]!r}; choose from {choices}")
         changes["methods"] = tuple(methods)
     if modes:

@@ -1,32 +1,70 @@
-"""Selection methods, by name. Each lives in its own module; all follow ``Method``."""
+"""Selection methods, by name. Each lives in its own module; all follow ``Method``.
+
+The method modules load on first use of ``METHODS`` (or of a class name such as ``GOTD``), not
+on ``import tunesift.methods``: GOT-D's solver imports torch (seconds), which ``tunesift --help``
+and the commands that list the methods by name (``NAMES``) do not need.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tunesift.errors import TunesiftError
 from tunesift.methods.base import Method, PoolInfo, top_k
-from tunesift.methods.ccs import CCS
-from tunesift.methods.d4 import D4
-from tunesift.methods.dsir import DSIR
-from tunesift.methods.gotd import GOTD
-from tunesift.methods.kmq import KMQ
-from tunesift.methods.random import Random, RandomBalanced
-from tunesift.methods.rds import RDS
-from tunesift.methods.zipfit import ZipFit
 
-METHODS: dict[str, type[Method]] = {
-    cls.name: cls for cls in (GOTD, DSIR, RDS, KMQ, D4, CCS, ZipFit, Random, RandomBalanced)
-}
+if TYPE_CHECKING:
+    from tunesift.methods.ccs import CCS
+    from tunesift.methods.d4 import D4
+    from tunesift.methods.dsir import DSIR
+    from tunesift.methods.gotd import GOTD
+    from tunesift.methods.kmq import KMQ
+    from tunesift.methods.random import Random, RandomBalanced
+    from tunesift.methods.rds import RDS
+    from tunesift.methods.zipfit import ZipFit
+
+#: the method names, without importing a method (tests check they are ``METHODS``' keys)
+NAMES = ("gotd", "dsir", "rds", "kmq", "d4", "ccs", "zipfit", "random", "random-balanced")
+_CLASS_NAMES = ("GOTD", "DSIR", "RDS", "KMQ", "D4", "CCS", "ZipFit", "Random", "RandomBalanced")
+
+METHODS: dict[str, type[Method]]  # set by __getattr__ on first use
+
+
+def _load() -> dict[str, type[Method]]:
+    from tunesift.methods.ccs import CCS
+    from tunesift.methods.d4 import D4
+    from tunesift.methods.dsir import DSIR
+    from tunesift.methods.gotd import GOTD
+    from tunesift.methods.kmq import KMQ
+    from tunesift.methods.random import Random, RandomBalanced
+    from tunesift.methods.rds import RDS
+    from tunesift.methods.zipfit import ZipFit
+
+    classes = (GOTD, DSIR, RDS, KMQ, D4, CCS, ZipFit, Random, RandomBalanced)
+    globals().update({cls.__name__: cls for cls in classes})
+    return {cls.name: cls for cls in classes}
+
+
+def _methods() -> dict[str, type[Method]]:
+    if "METHODS" not in globals():
+        globals()["METHODS"] = _load()
+    return globals()["METHODS"]
+
+
+def __getattr__(name: str) -> Any:
+    # PEP 562: called only for names not yet in the module, so this loads the methods once
+    if name == "METHODS" or name in _CLASS_NAMES:
+        _methods()
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def make_method(name: str, **params: Any) -> Method:
     """Instantiate a method by name with its hyper-parameters; unknown names/params are user errors."""
     try:
-        cls = METHODS[name]
+        cls = _methods()[name]
     except KeyError:
         raise TunesiftError(
-            f"unknown method {name!r}; choose from {', '.join(sorted(METHODS))}"
+            f"unknown method {name!r}; choose from {', '.join(sorted(NAMES))}"
         ) from None
     try:
         return cls(**params)
@@ -34,4 +72,7 @@ def make_method(name: str, **params: Any) -> Method:
         raise TunesiftError(f"bad parameter for method {name!r}: {exc}") from None
 
 
-__all__ = ["METHODS", "Method", "PoolInfo", "make_method", "top_k"]
+__all__ = [
+    "CCS", "D4", "DSIR", "GOTD", "KMQ", "METHODS", "NAMES", "RDS", "Method", "PoolInfo",
+    "Random", "RandomBalanced", "ZipFit", "make_method", "top_k",
+]  # fmt: skip
