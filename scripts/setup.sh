@@ -11,9 +11,9 @@ DEBIAN_PACKAGES=(
   dict-gcide dict-foldoc dict-jargon dict-devil wordnet-base
   bible-kjv bible-kjv-text perl-doc
 )
-extras="[causal]"
+extras="[causal,onnx]"
 if [[ "${1:-}" == "--test" ]]; then
-  extras="[test,causal]"
+  extras="[test,causal,onnx]"
   # the report tests open reports in a real browser (tests/headless.py)
   DEBIAN_PACKAGES+=(chromium)
 fi

@@ -29,10 +29,10 @@ from tunesift.features.store import (
     folder_lock,
     load_features_npy,
 )
-from tunesift.methods import METHODS, Method, make_method
+from tunesift.methods import Method, make_method
 from tunesift.methods.base import PoolInfo
 from tunesift.methods.budget import Budget, check_fits, count_tokens, fill
-from tunesift.ot.sinkhorn import resolve_device
+from tunesift.models.device import resolve_device
 from tunesift.paths import default_cache_dir
 from tunesift.selection import Selection, token_length_histogram
 
@@ -115,6 +115,8 @@ class Prepared:
     target_texts: list[str] | None = None
     lengths: np.ndarray | None = None
     featurizer_id: str | None = None
+    #: how the featurizer ran where it has a choice (MiniLM's ``backend``), for the sidecar
+    featurizer_backend: str | None = None
     pca: dict[str, Any] | None = None
     timings: dict[str, float] = field(default_factory=dict)
     #: the feature cache folder; score shards of long scoring runs are kept there too (resume)
@@ -179,6 +181,7 @@ def prepare(
     needs: Sequence[str] = ("features",),
     columns: Sequence[str] = (),
     featurizer: str = "minilm",
+    featurizer_params: dict[str, Any] | None = None,
     pool_features: PathLike | None = None,
     target_features: PathLike | None = None,
     text_field: str = "text",
@@ -199,6 +202,7 @@ def prepare(
     ``needs`` holds ``"features"`` and/or ``"texts"`` (see ``Method.inputs``); ``columns`` names
     numeric record fields some methods read (kMQ quality, CCS scores). ``max_budget``, the
     largest document budget to be asked, is checked against the pool before any embedding.
+    ``featurizer_params`` go to the featurizer (e.g. ``{"backend": "onnx"}`` for MiniLM).
     ``engine`` runs the embedding of feature shards ("local", "ray", or an ``Engine``).
     """
     if (pool_features is None) != (target_features is None):
@@ -251,7 +255,9 @@ def prepare(
     t0 = time.perf_counter()
     if "features" in needs:
         if pool_features is None:
-            feat = get_featurizer(featurizer, cache_dir=cache, device=device)
+            feat = get_featurizer(
+                featurizer, cache_dir=cache, device=device, **(featurizer_params or {})
+            )
         x_pool = _features_for(pool_corpus, pool_features, "pool", feat, cache, show_progress, eng)
         x_target = _features_for(
             target_corpus, target_features, "target", feat, cache, show_progress, eng
@@ -295,6 +301,7 @@ def prepare(
         target_texts=target_scan.texts if target_scan else None,
         lengths=pool_scan.lengths if pool_scan else None,
         featurizer_id=feat_id,
+        featurizer_backend=getattr(feat, "backend", None),
         pca=pca_info,
         timings={"read": round(t_read, 3), "features": round(t_features, 3)},
         cache_dir=cache,
@@ -312,6 +319,8 @@ def build_method(
 ) -> Method:
     """A method by name; the run's seed, device and progress are defaults for the methods whose
     ``__init__`` takes them (``RUN_SETTINGS``); ``params`` win."""
+    from tunesift.methods import METHODS  # loads the methods (GOT-D's solver imports torch)
+
     params = dict(params)
     run = {"seed": seed, "device": device, "progress": progress}
     accepted = METHODS[name].default_params() if name in METHODS else {}
@@ -383,6 +392,7 @@ def run_method(
         pool=prep.pool_corpus,
         info={
             "featurizer": prep.featurizer_id if m.inputs == "features" else None,
+            "featurizer_backend": prep.featurizer_backend if m.inputs == "features" else None,
             "pca": prep.pca,
             "budget": {
                 "documents": budget.docs,
@@ -399,14 +409,14 @@ def run_method(
                 else None,
             },
             "bad_records": {
-                "pool": _bad_summary(prep.pool_corpus),
-                "target": _bad_summary(prep.target_corpus),
+                "pool": prep.pool_corpus.report.summary() if prep.pool_corpus else None,
+                "target": prep.target_corpus.report.summary() if prep.target_corpus else None,
             },
             "token_lengths": token_length_histogram(prep.lengths, indices)
             if prep.lengths is not None
             else None,
             # what a report reads back: how the records were read, where the features are cached
-            "reading": _reading(prep.pool_corpus),
+            "reading": prep.pool_corpus.reading_options() if prep.pool_corpus else None,
             "features_cache": {
                 "pool": getattr(prep.x_pool, "cache_folder", None),
                 "target": getattr(prep.x_target, "cache_folder", None),
@@ -430,6 +440,7 @@ def select(
     budget_tokens: int | None = None,
     max_per_source: int | None = None,
     featurizer: str = "minilm",
+    featurizer_params: dict[str, Any] | None = None,
     pool_features: PathLike | None = None,
     target_features: PathLike | None = None,
     text_field: str = "text",
@@ -452,7 +463,8 @@ def select(
     dsir, rds, kmq, d4, ccs, zipfit, random, random-balanced). The budget is ``budget`` documents,
     or ``budget_tokens`` tokens (whitespace-separated words); 1,000 documents when neither is given; at most
     ``max_per_source`` per source. Features come from ``featurizer`` ("minilm", "static",
-    "ngrams", or a local sentence-transformers folder), cached under ``cache_dir``; or from
+    "ngrams", or a local sentence-transformers folder; ``featurizer_params`` such as
+    ``{"backend": "onnx"}`` go to it), cached under ``cache_dir``; or from
     ``pool_features``/``target_features`` .npy files (rows aligned with the records; with no
     records, a selected record is its row index). ``pca_dim`` projects both onto the top
     principal components of a pool sample plus the target before the method runs. Extra keyword
@@ -472,6 +484,7 @@ def select(
         needs=(m.inputs,),
         columns=m.record_columns(),
         featurizer=featurizer,
+        featurizer_params=featurizer_params,
         pool_features=pool_features,
         target_features=target_features,
         text_field=text_field,
@@ -579,19 +592,3 @@ def _score_shards(
             store.root, store.computed, store.reused,
         )  # fmt: skip
     return scores
-
-
-def _reading(corpus: Corpus | None) -> dict[str, Any] | None:
-    keys = ("text_field", "id_field", "source_field", "text_template", "on_bad")
-    return None if corpus is None else {k: getattr(corpus, k) for k in keys}
-
-
-def _bad_summary(corpus: Corpus | None) -> dict[str, Any] | None:
-    if corpus is None:
-        return None
-    rep = corpus.report
-    return {
-        "skipped": rep.bad,
-        "by_reason": dict(rep.bad_by_reason),
-        "examples": [f"{b.path}:{b.line}: {b.reason}" for b in rep.examples],
-    }

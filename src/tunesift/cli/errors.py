@@ -24,6 +24,8 @@ FLAGS: dict[str, str] = {
     "ot_mode": "--ot-mode",
     "fit_sample": "--fit-sample",
     "pca_dim": "--pca-dim",
+    "featurizer_params": "--featurizer-param",
+    "SentenceEncoder.backend": "--featurizer-param backend",
     "pool_features": "--pool-features",
     "target_features": "--target-features",
     "pool": "--pool",

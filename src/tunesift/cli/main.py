@@ -45,6 +45,14 @@ def _add_select(sub: argparse._SubParsersAction) -> None:
         help="minilm (default), static, ngrams, or a local sentence-transformers folder",
     )
     sel.add_argument(
+        "--featurizer-param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="featurizer parameter (repeatable), e.g. backend=onnx or backend=onnx-int8 for "
+        "minilm (ONNX Runtime on the CPU; default backend=torch), max_seq_length=128",
+    )
+    sel.add_argument(
         "--epsilon", type=float, help="GOT-D entropic regularization (default 0.05, relative)"
     )
     sel.add_argument(
@@ -133,6 +141,7 @@ def run_select(args: argparse.Namespace) -> int:
         max_per_source=args.max_per_source,
         method=args.method,
         featurizer=args.featurizer,
+        featurizer_params=dict(parse_param(t, "--featurizer-param") for t in args.featurizer_param),
         pool_features=args.pool_features,
         target_features=args.target_features,
         text_field=args.text_field,

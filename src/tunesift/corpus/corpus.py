@@ -148,6 +148,11 @@ class Corpus:
 
     # ---- identity ------------------------------------------------------------------------------
 
+    def reading_options(self) -> dict[str, Any]:
+        """How the records are read (what a report needs to read them again the same way)."""
+        keys = ("text_field", "id_field", "source_field", "text_template", "on_bad")
+        return {k: getattr(self, k) for k in keys}
+
     def fingerprint(self) -> str:
         """sha256 of the reading options and each file's absolute path, size and mtime.
 

@@ -55,6 +55,14 @@ class ReadReport:
         example = f"; first: {first.path}:{first.line}: {first.reason}" if first else ""
         return f" ({self.bad} bad record{'s' * (self.bad != 1)} skipped{example})"
 
+    def summary(self) -> dict[str, Any]:
+        """What a sidecar records of the skipped records: count, reasons, first examples."""
+        return {
+            "skipped": self.bad,
+            "by_reason": dict(self.bad_by_reason),
+            "examples": [f"{b.path}:{b.line}: {b.reason}" for b in self.examples],
+        }
+
     def add_bad(self, record: BadRecord) -> None:
         self.bad += 1
         self.bad_by_reason[record.reason] = self.bad_by_reason.get(record.reason, 0) + 1

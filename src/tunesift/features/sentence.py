@@ -9,9 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from tunesift.errors import InputError
+from tunesift.errors import InputError, TunesiftError
+from tunesift.features.sentence_onnx import BACKENDS, ONNX_BACKENDS
 from tunesift.models.device import resolve_device
 from tunesift.models.loaders import minilm_path as minilm_path  # public here as before
+from tunesift.paths import default_cache_dir
 
 
 def folder_digest(path: Path) -> str:
@@ -52,6 +54,12 @@ class SentenceEncoder:
     ``sentence_bert_config.json``); longer texts are truncated. ``normalize`` asks
     sentence-transformers for unit vectors; a model whose pipeline already normalizes (MiniLM)
     gives unit vectors either way, and its id says so.
+
+    ``backend`` runs the model with sentence-transformers on torch (``"torch"``, the id of
+    earlier versions, unchanged), or with ONNX Runtime on the CPU: ``"onnx"`` (float32, the
+    same vectors to ~1e-7) or ``"onnx-int8"`` (int8 weight MatMuls; measured quality in
+    docs/benchmarks.md). The ONNX model is exported once into ``cache_dir``
+    (``features/sentence_onnx.py``); the backend is part of the id, hence of the cache key.
     """
 
     def __init__(
@@ -60,7 +68,21 @@ class SentenceEncoder:
         device: str = "auto",
         max_seq_length: int | None = None,
         normalize: bool = True,
+        backend: str = "torch",
+        cache_dir: Path | None = None,
     ):
+        if backend not in BACKENDS:
+            raise TunesiftError(
+                f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}",
+                param="backend",
+                func="SentenceEncoder",
+            )
+        if backend in ONNX_BACKENDS and device == "cuda":
+            raise TunesiftError(
+                f"backend {backend} runs on the CPU; on a GPU use backend=torch",
+                param="backend",
+                func="SentenceEncoder",
+            )
         path = minilm_path() if model == "minilm" else Path(model)
         if not path.is_dir():
             raise InputError("not a local sentence-transformers model folder", path)
@@ -69,16 +91,24 @@ class SentenceEncoder:
         self.device = device
         self.max_seq_length = max_seq_length
         self.normalize = normalize
+        self.backend = backend
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         msl = max_seq_length if max_seq_length is not None else "default"
         unit = normalize or has_normalize_module(path)
         self.id = f"st:{self.name}:{folder_digest(path)}:msl{msl}:norm{int(unit)}"
+        if backend != "torch":  # the torch id stays as it was: existing caches keep their keys
+            from tunesift.features.sentence_onnx import runtime_tag
+
+            self.id += f":{backend}-{runtime_tag()}"
         self._model = None
+        self._onnx = None
 
     def __getstate__(self) -> dict[str, object]:
         # A copy sent to another process (a Ray worker) loads the model there, on first use:
         # the weights do not travel, and the bundled MiniLM is found in that machine's install.
         state = self.__dict__.copy()
         state["_model"] = None
+        state["_onnx"] = None
         return state
 
     def __setstate__(self, state: dict[str, object]) -> None:
@@ -108,15 +138,49 @@ class SentenceEncoder:
                 self._model.max_seq_length = self.max_seq_length
         return self._model
 
+    def onnx_model(self):
+        """The ONNX Runtime model of an ``onnx*`` backend, exported into the cache on first use."""
+        if self._onnx is None:
+            from tunesift.features.sentence_onnx import OnnxSentenceModel, export_onnx
+
+            onnx_file = export_onnx(self.path, self.cache_dir, self.backend)
+            self._onnx = OnnxSentenceModel(
+                onnx_file, self.path, self.seq_length(), normalize=self.normalize
+            )
+        return self._onnx
+
+    def seq_length(self) -> int:
+        """The truncation length: ``max_seq_length``, else the model's own (sentence-transformers'
+        rule: ``sentence_bert_config.json``, else the tokenizer's and the position table's)."""
+        if self.max_seq_length is not None:
+            return int(self.max_seq_length)
+        if self.backend == "torch":
+            return int(self.model.max_seq_length)
+        for name, key in (
+            ("sentence_bert_config.json", "max_seq_length"),
+            ("config.json", "max_position_embeddings"),
+        ):
+            try:
+                value = json.loads((self.path / name).read_text()).get(key)
+            except (OSError, ValueError):
+                continue
+            if isinstance(value, int) and value > 0:
+                return value
+        return 512
+
     @property
     def batch_size(self) -> int:
         """Measured on the 2-core CPU (benchmarks/featurize_throughput.py --sweep): batch 16 gave
         79 docs/s against 61-67 at 64 and 51-53 at 128 (less padding per batch); on a GPU, large
-        batches pay (128, not yet measured here)."""
+        batches pay (128, not yet measured here). ONNX: batch 16 as well (the same padding)."""
+        if self.backend != "torch":
+            return 16
         return 16 if resolve_device(self.device).type == "cpu" else 128
 
     @property
     def dim(self) -> int:
+        if self.backend != "torch":
+            return int(self.onnx_model().encode(["a"], 1).shape[1])
         model = self.model
         get_dim = (
             getattr(model, "get_embedding_dimension", None)
@@ -129,6 +193,8 @@ class SentenceEncoder:
     ) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if self.backend != "torch":
+            return self.onnx_model().encode(texts, batch_size)
         vecs = self.model.encode(
             texts,
             batch_size=batch_size,

