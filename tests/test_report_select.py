@@ -48,6 +48,12 @@ def test_select_report_opens_in_chromium_with_every_figure(corpus, tmp_path, cap
     assert Path(meta["features_cache"]["pool"]).is_dir()
     assert sum(meta["token_lengths"]["pool"]) == 300
     assert sum(meta["token_lengths"]["selected"]) == 40
+    # the five best-scored items left out, with their texts, so the report needs no pool pass
+    misses = meta["near_misses"]
+    assert len(misses) == 5 and all(m["text"] and m["source"] for m in misses)
+    assert not {m["index"] for m in misses} & {json.loads(x)["index"] for x in
+                                               (tmp_path / "run" / "selected.jsonl").open()}  # fmt: skip
+    assert misses[0]["text"][:40] in html.replace("&#x27;", "'")
 
 
 def test_report_command_rebuilds_the_same_file_from_saved_outputs(corpus, tmp_path, capsys):
@@ -163,3 +169,14 @@ def test_readme_main_job_report_opens_with_every_figure(corpus, tmp_path, shared
     assert rendered.screenshot.exists()
     if os.environ.get("TUNESIFT_SCREENSHOT_TO"):  # docs/report-select.png is made this way
         shutil.copyfile(rendered.screenshot, os.environ["TUNESIFT_SCREENSHOT_TO"])
+
+
+def test_report_may_go_into_the_run_folder_but_never_over_a_users_file(corpus, tmp_path, capsys):
+    assert _select(tmp_path, corpus) == 0
+    run = tmp_path / "run"
+    assert main(["report", str(run), "--out", str(run / "report.html")]) == 0
+    html = run / "selected.jsonl.meta.json.html"
+    html.write_text("mine")
+    assert main(["report", str(run), "--out", str(html)]) == 2
+    assert "not written by tunesift" in capsys.readouterr().err
+    assert html.read_text() == "mine"

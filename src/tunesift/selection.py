@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 #: under ``<name>_orig`` so that nothing is lost.
 ADDED_FIELDS = ("index", "score", "rank")
 RECORD_FORMATS = (".jsonl", ".parquet")
+#: the best-scored pool items left out, kept in the sidecar with their text (at most
+#: ``NEAR_MISS_CHARS`` characters) so that a report shows them without re-reading the pool
+NEAR_MISSES, NEAR_MISS_CHARS = 5, 1000
 SCORE_FORMATS = (".parquet", ".csv", ".jsonl")
 
 
@@ -45,6 +48,7 @@ class Selection:
     info: dict[str, Any] = field(default_factory=dict)
     _records: list[dict[str, Any]] | None = field(default=None, repr=False)
     _pool_sources: Counter[str] | None = field(default=None, repr=False)
+    _near_misses: list[dict[str, Any]] | None = field(default=None, repr=False)
 
     @property
     def budget(self) -> int:
@@ -74,11 +78,38 @@ class Selection:
             return None
         return Counter(r["source"] for r in self.records())
 
+    def near_miss_rows(self, n: int = NEAR_MISSES) -> list[int]:
+        """The ``n`` best-scored pool rows that were not selected, best first (by the method's
+        score order; a method that orders by its own rule may have skipped better-scored rows)."""
+        from tunesift.methods import METHODS
+
+        method = METHODS.get(self.method)
+        key = np.asarray(self.scores, dtype=np.float64)
+        key = key.copy() if method is not None and method.ascending else -key
+        key[~np.isfinite(key)] = np.inf
+        key[np.asarray(self.indices, dtype=np.int64)] = np.inf
+        n = min(n, int(np.isfinite(key).sum()))
+        if n <= 0:
+            return []
+        best = np.argpartition(key, n - 1)[:n]
+        return [int(i) for i in best[np.argsort(key[best], kind="stable")]]
+
+    def near_misses(self) -> list[dict[str, Any]]:
+        """``near_miss_rows`` with their scores, sources and texts (from the records pass)."""
+        if self._near_misses is None:
+            self._collect()
+        assert self._near_misses is not None
+        return self._near_misses
+
     def _collect(self) -> None:
-        """One streaming pass over the pool: the selected records and the per-source counts."""
+        """One streaming pass over the pool: the selected records, the per-source counts and the
+        near misses' texts."""
         rank_of = {int(i): r for r, i in enumerate(self.indices)}
         rows: list[dict[str, Any] | None] = [None] * len(self.indices)
         sources: Counter[str] = Counter()
+        misses: dict[int, dict[str, Any]] = {
+            i: {"index": i, "score": _finite(self.scores[i])} for i in self.near_miss_rows()
+        }
         if self.pool is None:
             for r, i in enumerate(self.indices):
                 rows[r] = {"index": int(i)}
@@ -88,6 +119,10 @@ class Selection:
                 for k, idx in enumerate(batch.index):
                     pos = rank_of.get(idx)
                     if pos is None:
+                        if idx in misses:
+                            text = batch.texts[k]
+                            misses[idx]["source"] = batch.sources[k]
+                            misses[idx]["text"] = text[:NEAR_MISS_CHARS]
                         continue
                     rec = {}
                     for name, value in batch.fields[k].items():
@@ -107,6 +142,7 @@ class Selection:
             row["rank"] = r + 1
         self._records = [row for row in rows if row is not None]
         self._pool_sources = sources if self.pool is not None else None
+        self._near_misses = list(misses.values())
 
     # ---- writers ------------------------------------------------------------------------------
 
@@ -179,6 +215,7 @@ class Selection:
             "selected_by_source": dict(sorted(sel_counts.items()))
             if sel_counts is not None
             else None,
+            "near_misses": self.near_misses(),
             **self.info,
             "versions": {
                 "python": sys.version.split()[0],

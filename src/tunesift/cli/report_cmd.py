@@ -32,11 +32,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run_report(args: argparse.Namespace) -> int:
     from tunesift.cli.options import check_report_path, guard_outputs
     from tunesift.outputs import record_outputs
-    from tunesift.report.runs import write_run_report
+    from tunesift.report.runs import run_kind, write_run_report
 
     args.report = args.out
     check_report_path(args)
-    guard_outputs(args, [("--out", args.out)], [("RUN_DIR|FILE", args.run)])
+    # the files read, not the folder: a report may go into the run's own folder
+    _, read = run_kind(args.run)
+    inputs = [read / n for n in ("selection.json", "validation.json")] if read.is_dir() else [read]
+    guard_outputs(args, [("--out", args.out)], [("RUN_DIR|FILE", f) for f in inputs])
     t0 = time.perf_counter()
     kind, page = write_run_report(args.run, args.out, seed=args.seed)
     record_outputs([args.out], command="tunesift report")

@@ -20,15 +20,15 @@ from tunesift.methods import METHODS
 from tunesift.ot.sinkhorn import estimate_cost_scale, sinkhorn
 from tunesift.report import figures
 from tunesift.report.page import Page, shorten
-from tunesift.report.select_run import SelectRun, all_texts, load_select_run, texts_at
+from tunesift.report.select_run import SelectRun, all_texts, load_select_run
 
 logger = logging.getLogger(__name__)
 
 MAP_POOL, MAP_SELECTED, MAP_TARGET = 4000, 2000, 2000
 #: rows of a selection prefix (and of the target) in one OT solve of the budget curve
-OT_ROWS = 3000
+OT_ROWS = 1000
 #: budgets of the OT curve: the budget halved this many times (while at least OT_MIN rows)
-OT_STEPS, OT_MIN = 5, 8
+OT_STEPS, OT_MIN = 4, 8
 PICKS_SHOWN, NOT_PICKED_SHOWN, NEIGHBOURS = 8, 5, 3
 TARGET_TEXTS = 20_000
 #: relative epsilon of the curve when the run has none of its own (GOT-D's default)
@@ -47,13 +47,24 @@ class Projection:
     def fit(cls, *blocks: np.ndarray) -> Projection:
         x = np.vstack([np.asarray(b, dtype=np.float64) for b in blocks])
         mean = x.mean(axis=0)
-        _, s, vt = np.linalg.svd(x - mean, full_matrices=False)
+        xc = x - mean
+        if xc.shape[1] <= xc.shape[0]:
+            # narrow (embeddings): the d x d covariance's eigenvectors, cheaper than an SVD
+            values, vectors = np.linalg.eigh(xc.T @ xc)
+            top = np.argsort(values, kind="stable")[::-1][:2]
+            axes = vectors[:, top].T
+        else:
+            # wide (10,000 hashed n-grams, a few hundred rows): the n x n Gram matrix's
+            # eigenvectors u give the axes xc.T u / |xc.T u|, with the same eigenvalues
+            values, u = np.linalg.eigh(xc @ xc.T)
+            top = np.argsort(values, kind="stable")[::-1][:2]
+            axes = (xc.T @ u[:, top]).T
+            axes /= np.maximum(np.linalg.norm(axes, axis=1, keepdims=True), 1e-300)
         # a fixed sign per axis (largest loading positive), so equal inputs give equal pictures
-        signs = np.sign(vt[:2][np.arange(min(2, len(vt))), np.abs(vt[:2]).argmax(axis=1)])
-        axes = vt[:2] * signs[:, None]
+        axes *= np.sign(axes[np.arange(len(axes)), np.abs(axes).argmax(axis=1)])[:, None]
         if len(axes) < 2:
             axes = np.vstack([axes, np.zeros((2 - len(axes), x.shape[1]))])
-        var = s**2 / max(float((s**2).sum()), 1e-300)
+        var = np.clip(values[top], 0, None) / max(float(np.clip(values, 0, None).sum()), 1e-300)
         return cls(mean, axes, (float(var[0]), float(var[1]) if len(var) > 1 else 0.0))
 
     def xy(self, rows: np.ndarray) -> np.ndarray:
@@ -210,7 +221,7 @@ def _ot_curve(page: Page, run: SelectRun, rng: np.random.Generator) -> None:
 
 def _ot(x: np.ndarray, y: np.ndarray, eps: float) -> float:
     x = np.asarray(x, dtype=np.float32)
-    return float(sinkhorn(x, y, float(eps), tol=1e-4, max_iter=500, device="cpu").cost)
+    return float(sinkhorn(x, y, float(eps), tol=1e-3, max_iter=500, device="cpu").cost)
 
 
 def _lengths(page: Page, meta: dict[str, Any]) -> None:
@@ -239,12 +250,12 @@ def _why(page: Page, run: SelectRun) -> None:
     )
     k = len(run.indices)
     ranks = np.unique(np.linspace(0, k - 1, num=min(PICKS_SHOWN, k)).round().astype(int))
-    pool_corpus, target_corpus = run.corpus("pool"), run.corpus("target")
+    target_corpus = run.corpus("target")
     target_texts = all_texts(target_corpus, TARGET_TEXTS) if target_corpus else []
     picked = [(int(run.indices[r]), r + 1, run.record_text(run.records[r])) for r in ranks]
-    missed = _best_not_picked(run)
-    missed_texts = texts_at(pool_corpus, [i for i in missed]) if pool_corpus and missed else {}
-    neighbours = _neighbours(run, [p[0] for p in picked] + missed, len(target_texts))
+    missed = _near_misses(run)
+    rows = [p[0] for p in picked] + [int(m["index"]) for m in missed or []]
+    neighbours = _neighbours(run, rows, len(target_texts))
     page.heading("Picks")
     page.table(
         ["rank", "pool row", "score", "text", "nearest target texts"],
@@ -255,49 +266,54 @@ def _why(page: Page, run: SelectRun) -> None:
         left=(3, 4), text_columns=(3, 4),
     )  # fmt: skip
     page.heading("Best-scored items not picked")
-    if run.scores is None:
+    if missed is None:
         page.note(f"Not shown: {run.why_not.get('scores', 'no pool scores')}.")
         return
     if not missed:
-        page.paragraph("Every item scored at least as well as the last pick was picked.")
+        page.paragraph("Every pool item was picked.")
         return
+    last = run.selected_scores[-1] if len(run.selected_scores) else np.nan
+    first = missed[0].get("score")
+    better = first is not None and bool(first <= last if _ascending(run.method) else first >= last)
     page.paragraph(
         "Items scored at least as well as the last pick, left out by the method's own order or "
         "a per-source cap (budget.max_per_source: "
         f"{(run.meta.get('budget') or {}).get('max_per_source')})."
-        if _has_better_unpicked(run)
+        if better
         else "The pool's best-scored items below the cut: what a slightly larger budget adds."
     )
     page.table(
-        ["pool row", "score", "text", "nearest target texts"],
+        ["pool row", "source", "score", "text", "nearest target texts"],
         [
-            [row, _score(run, row), shorten(missed_texts.get(row, "(no text: features only)"), 300),
-             _near(neighbours, row, target_texts)]
-            for row in missed
+            [m["index"], m.get("source"), m.get("score"), shorten(m.get("text", _NO_TEXT), 300),
+             _near(neighbours, int(m["index"]), target_texts)]
+            for m in missed
         ],
-        left=(2, 3), text_columns=(2, 3),
+        left=(1, 3, 4), text_columns=(3, 4),
     )  # fmt: skip
 
 
-def _best_not_picked(run: SelectRun) -> list[int]:
+_NO_TEXT = "(no text: a features-only pool, or a sidecar from before tunesift kept near misses)"
+
+
+def _near_misses(run: SelectRun) -> list[dict[str, Any]] | None:
+    """The sidecar's near misses (with texts); else, from the scores file, without texts."""
+    kept = run.meta.get("near_misses")
+    if isinstance(kept, list):
+        return kept
     if run.scores is None:
-        return []
-    key = run.scores if _ascending(run.method) else -run.scores
-    key = np.where(np.isfinite(key), key, np.inf)
+        return None
+    key = run.scores.copy() if _ascending(run.method) else -run.scores
+    key[~np.isfinite(key)] = np.inf
     key[run.indices] = np.inf
     n = min(NOT_PICKED_SHOWN, int(np.isfinite(key).sum()))
     if n == 0:
         return []
     best = np.argpartition(key, n - 1)[:n]
-    return [int(i) for i in best[np.argsort(key[best], kind="stable")]]
-
-
-def _has_better_unpicked(run: SelectRun) -> bool:
-    missed = _best_not_picked(run)
-    if not missed or run.scores is None or not len(run.selected_scores):
-        return False
-    last, best_missed = run.selected_scores[-1], run.scores[missed[0]]
-    return bool(best_missed <= last if _ascending(run.method) else best_missed >= last)
+    return [
+        {"index": int(i), "score": float(run.scores[i])}
+        for i in best[np.argsort(key[best], kind="stable")]
+    ]
 
 
 def _neighbours(

@@ -10,7 +10,6 @@ the report the figures that need it, with a reason, never the report.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,8 +156,8 @@ def _read_scores(name: str | None, n: int, why_not: dict[str, str]) -> np.ndarra
     if suffix == ".parquet":
         import pyarrow.parquet as pq
 
-        col = pq.read_table(path, columns=["score"]).column("score").to_pylist()
-        values = np.array([_num(v) for v in col], dtype=np.float64)
+        col = pq.read_table(path, columns=["score"]).column("score")
+        values = np.asarray(col.to_numpy(), dtype=np.float64)  # a null reads as NaN
     elif suffix == ".csv":
         with path.open(encoding="utf-8") as fh:
             next(fh, None)  # the header
@@ -217,22 +216,6 @@ def _fingerprint(corpus: Corpus | None) -> str | None:
         return corpus.fingerprint()
     except TunesiftError:
         return "missing"  # a file is gone: no cache can be shown as its features
-
-
-def texts_at(corpus: Corpus, rows: Iterable[int]) -> dict[int, str]:
-    """The texts of the given corpus rows, in one pass that stops once all are found."""
-    wanted = set(int(r) for r in rows)
-    found: dict[int, str] = {}
-    if not wanted:
-        return found
-    last = max(wanted)
-    for batch in corpus.batches():
-        for k, idx in enumerate(batch.index):
-            if idx in wanted:
-                found[idx] = batch.texts[k]
-        if batch.index and batch.index[-1] >= last:
-            break
-    return found
 
 
 def all_texts(corpus: Corpus, limit: int) -> list[str]:
