@@ -27,7 +27,9 @@ import errno
 import json
 import os
 import secrets
-from collections.abc import Iterable, Iterator, Sequence
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -346,3 +348,31 @@ def _claim(folder: Path, command: str) -> None:
     if not ledger.get("claimed_by"):
         ledger["claimed_by"] = command
         _write_ledger(folder, ledger)
+
+
+def build_folder_atomic(target: PathLike, build: Callable[[Path], Any], marker: str) -> Path:
+    """``build(tmp)`` into a temporary sibling of ``target``, then rename it into place.
+
+    A no-op when ``target/marker`` exists. When another process renamed a finished folder there
+    first, theirs is kept; a folder there without ``marker`` (stale, or an older layout) is
+    replaced. A failed or interrupted build leaves nothing behind.
+    """
+    target = Path(target)
+    if (target / marker).exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
+    try:
+        build(tmp)
+        try:
+            os.replace(tmp, target)
+        except OSError:  # the folder is there and not empty
+            if (target / marker).exists():  # another process finished first: keep theirs
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                shutil.rmtree(target)
+                os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target

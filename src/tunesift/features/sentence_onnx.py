@@ -30,8 +30,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 import warnings
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -40,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from tunesift.errors import TunesiftError
+from tunesift.outputs import build_folder_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -115,28 +114,6 @@ def pipeline_of(path: Path) -> tuple[str, bool]:
             func="SentenceEncoder",
         )
     return ("cls" if modes == ["pooling_mode_cls_token"] else "mean"), "Normalize" in kinds[2:]
-
-
-def atomic_model_folder(target: Path, build: Any) -> Path:
-    """``build(tmp)`` into a temporary sibling of ``target``, then rename it into place."""
-    if (target / MODEL_FILE).exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
-    try:
-        build(tmp)
-        try:
-            os.replace(tmp, target)
-        except OSError:  # the folder is there and not empty
-            if (target / MODEL_FILE).exists():  # another process finished first: keep theirs
-                shutil.rmtree(tmp, ignore_errors=True)
-            else:  # a stale folder without a model: replace it
-                shutil.rmtree(target)
-                os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
 
 
 def export_float32(model_path: Path, out: Path, fuse: bool = True) -> None:
@@ -233,10 +210,14 @@ def export_onnx(model_path: Path, cache_dir: Path, backend: str) -> Path:
     package_version("onnx")
     root = Path(cache_dir) / "models" / "onnx" / f"{model_bytes_digest(model_path)}-{runtime_tag()}"
     logger.info("ONNX export of %s in %s", model_path, root)
-    fp32 = atomic_model_folder(root / "onnx", lambda tmp: export_float32(model_path, tmp))
+    fp32 = build_folder_atomic(
+        root / "onnx", lambda tmp: export_float32(model_path, tmp), MODEL_FILE
+    )
     if backend == "onnx":
         return fp32 / MODEL_FILE
-    int8 = atomic_model_folder(root / backend, lambda tmp: quantize_int8(fp32 / MODEL_FILE, tmp))
+    int8 = build_folder_atomic(
+        root / backend, lambda tmp: quantize_int8(fp32 / MODEL_FILE, tmp), MODEL_FILE
+    )
     return int8 / MODEL_FILE
 
 

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -46,31 +44,19 @@ def distill_minilm(target: Path, pca_dims: int | None) -> Path:
     from model2vec.distill import distill
 
     from tunesift.features.sentence import minilm_path
+    from tunesift.outputs import build_folder_atomic
 
     # as in sentence.py; model2vec's own "Encoding tokens" bar stays (distill has no switch for
     # it), which is acceptable for a step that runs once per cache directory
     transformers.utils.logging.disable_progress_bar()
     logger.info("distilling static embeddings from MiniLM into %s (once, 20-80 s)", target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
-    try:
+
+    def build(tmp: Path) -> None:
         model = distill(model_name=str(minilm_path()), pca_dims=pca_dims)
         model.save_pretrained(str(tmp))
-        mean = np.asarray(model.embedding, dtype=np.float32).mean(0)
-        np.save(tmp / _MEAN_FILE, mean)
-        try:
-            os.replace(tmp, target)
-        except OSError:  # the folder is there and not empty
-            if (target / _MEAN_FILE).exists():  # another process finished first: keep theirs
-                shutil.rmtree(tmp, ignore_errors=True)
-            else:  # a stale folder without our mean (not ours, or an older layout): replace it
-                logger.warning("replacing the incomplete static model folder %s", target)
-                shutil.rmtree(target)
-                os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
+        np.save(tmp / _MEAN_FILE, np.asarray(model.embedding, dtype=np.float32).mean(0))
+
+    return build_folder_atomic(target, build, _MEAN_FILE)
 
 
 class StaticEncoder:
