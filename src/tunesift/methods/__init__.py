@@ -15,6 +15,7 @@ from tunesift.methods.base import Method, PoolInfo, top_k
 if TYPE_CHECKING:
     from tunesift.methods.ccs import CCS
     from tunesift.methods.d4 import D4
+    from tunesift.methods.density import Density
     from tunesift.methods.dsir import DSIR
     from tunesift.methods.gotd import GOTD
     from tunesift.methods.kmq import KMQ
@@ -23,8 +24,14 @@ if TYPE_CHECKING:
     from tunesift.methods.zipfit import ZipFit
 
 #: the method names, without importing a method (tests check they are ``METHODS``' keys)
-NAMES = ("gotd", "dsir", "rds", "kmq", "d4", "ccs", "zipfit", "random", "random-balanced")
-_CLASS_NAMES = ("GOTD", "DSIR", "RDS", "KMQ", "D4", "CCS", "ZipFit", "Random", "RandomBalanced")
+NAMES = (
+    "gotd", "dsir", "rds", "kmq", "d4", "ccs", "zipfit", "random", "random-balanced",
+    "density",
+)  # fmt: skip
+_CLASS_NAMES = (
+    "GOTD", "DSIR", "RDS", "KMQ", "D4", "CCS", "ZipFit", "Random", "RandomBalanced",
+    "Density",
+)  # fmt: skip
 
 METHODS: dict[str, type[Method]]  # set by __getattr__ on first use
 
@@ -32,6 +39,7 @@ METHODS: dict[str, type[Method]]  # set by __getattr__ on first use
 def _load() -> dict[str, type[Method]]:
     from tunesift.methods.ccs import CCS
     from tunesift.methods.d4 import D4
+    from tunesift.methods.density import Density
     from tunesift.methods.dsir import DSIR
     from tunesift.methods.gotd import GOTD
     from tunesift.methods.kmq import KMQ
@@ -39,7 +47,7 @@ def _load() -> dict[str, type[Method]]:
     from tunesift.methods.rds import RDS
     from tunesift.methods.zipfit import ZipFit
 
-    classes = (GOTD, DSIR, RDS, KMQ, D4, CCS, ZipFit, Random, RandomBalanced)
+    classes = (GOTD, DSIR, RDS, KMQ, D4, CCS, ZipFit, Random, RandomBalanced, Density)
     globals().update({cls.__name__: cls for cls in classes})
     return {cls.name: cls for cls in classes}
 
@@ -73,6 +81,6 @@ def make_method(name: str, **params: Any) -> Method:
 
 
 __all__ = [
-    "CCS", "D4", "DSIR", "GOTD", "KMQ", "METHODS", "NAMES", "RDS", "Method", "PoolInfo",
-    "Random", "RandomBalanced", "ZipFit", "make_method", "top_k",
+    "CCS", "D4", "DSIR", "GOTD", "KMQ", "METHODS", "NAMES", "RDS", "Density", "Method",
+    "PoolInfo", "Random", "RandomBalanced", "ZipFit", "make_method", "top_k",
 ]  # fmt: skip
