@@ -368,6 +368,7 @@ def run_method(
     info = dataclasses.replace(prep.info, max_per_source=budget.max_per_source)
 
     t0 = time.perf_counter()
+    m.set_target_tasks(prep.info.target_sources)
     m.fit(fit_pool, fit_target)
     eng = get_engine(engine)
     scores = _score_in_shards(m, shards, show_progress, eng, cache_dir=prep.cache_dir)

@@ -99,6 +99,12 @@ class Method(ABC):
         self.check_is_fitted()
         return top_k(scores, len(scores), ascending=self.ascending)
 
+    def set_target_tasks(self, tasks: np.ndarray | None) -> None:
+        """Each target row's task (its source code, or None without sources), given by the
+        runner before ``fit``. Methods that score per target task (LESS's max over tasks) keep
+        it; the others ignore it."""
+        return None
+
     def record_columns(self) -> tuple[str, ...]:
         """Numeric record fields ``order`` needs in ``PoolInfo.columns`` (none by default)."""
         return ()

@@ -56,6 +56,9 @@ def linear_layer_names(model: nn.Module) -> set[str]:
 def wrap_lora(model: nn.Module, spec: LoRASpec, seed: int) -> nn.Module:
     """``model`` with LoRA adapters (a ``peft`` model; the base frozen), A drawn from ``seed``.
 
+    A transformers model is wrapped as a causal LM; a plain ``nn.Module`` (``TinyLM``) as peft's
+    generic model, which calls the module's own ``forward``.
+
     Raises ``TunesiftError`` when a target module names no linear layer of the model.
     """
     from peft import LoraConfig, get_peft_model
@@ -73,7 +76,7 @@ def wrap_lora(model: nn.Module, spec: LoRASpec, seed: int) -> nn.Module:
         lora_dropout=spec.dropout,
         target_modules=list(spec.target_modules),
         bias="none",
-        task_type="CAUSAL_LM",
+        task_type="CAUSAL_LM" if getattr(model, "config", None) is not None else None,
     )
     torch.manual_seed(stream_seed(seed, LORA_INIT))  # LoRA's A matrices (B starts at zero)
     return get_peft_model(model, lora)

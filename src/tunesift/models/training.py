@@ -206,6 +206,7 @@ def train_steps(
     device: torch.device | str | None = None,
     desc: str = "training",
     show_progress: bool = False,
+    on_step: Callable[[int, torch.optim.Optimizer], None] | None = None,
 ) -> list[float]:
     """Train ``model`` in place, one AdamW step per batch; returns each step's loss.
 
@@ -226,6 +227,9 @@ def train_steps(
         Where the batch tensors go (None: where ``make_batch`` put them).
     desc, show_progress : str, bool
         A tqdm bar.
+    on_step : callable or None
+        ``on_step(step, optimizer)`` after update ``step`` (0-based): what a caller keeps of the
+        run between updates (LESS's checkpoints: the weights and AdamW's moments at an epoch's end).
 
     Raises
     ------
@@ -255,6 +259,8 @@ def train_steps(
             torch.nn.utils.clip_grad_norm_(model.parameters(), optim.max_grad_norm)
             opt.step()
             sched.step()
+            if on_step is not None:
+                on_step(len(losses), opt)
             losses.append(float(loss.detach()))
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
