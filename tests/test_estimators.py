@@ -165,6 +165,10 @@ def data():
 
 #: small hyper-parameters so that every method fits in well under a second
 SMALL = {"kmq": {"n_clusters": 3, "quality_field": "q"}, "d4": {"n_clusters": 3}}
+#: the gradient methods on a byte-level TinyLM: one short warm-up epoch, a small projection
+_GRADS = dict(model="tinylm", epochs=1, warmup_fraction=0.1, lr=1e-3, projection_dim=32,
+              max_length=24, device="cpu", threads=1)  # fmt: skip
+SMALL.update(less=_GRADS, tagcos={**_GRADS, "n_clusters": 3})
 
 
 def _inputs(m, data, new: bool = False):

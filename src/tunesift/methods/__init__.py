@@ -19,18 +19,20 @@ if TYPE_CHECKING:
     from tunesift.methods.dsir import DSIR
     from tunesift.methods.gotd import GOTD
     from tunesift.methods.kmq import KMQ
+    from tunesift.methods.less import LESS
     from tunesift.methods.random import Random, RandomBalanced
     from tunesift.methods.rds import RDS
+    from tunesift.methods.tagcos import TAGCOS
     from tunesift.methods.zipfit import ZipFit
 
 #: the method names, without importing a method (tests check they are ``METHODS``' keys)
 NAMES = (
     "gotd", "dsir", "rds", "kmq", "d4", "ccs", "zipfit", "random", "random-balanced",
-    "density",
+    "less", "tagcos", "density",
 )  # fmt: skip
 _CLASS_NAMES = (
     "GOTD", "DSIR", "RDS", "KMQ", "D4", "CCS", "ZipFit", "Random", "RandomBalanced",
-    "Density",
+    "LESS", "TAGCOS", "Density",
 )  # fmt: skip
 
 METHODS: dict[str, type[Method]]  # set by __getattr__ on first use
@@ -43,11 +45,15 @@ def _load() -> dict[str, type[Method]]:
     from tunesift.methods.dsir import DSIR
     from tunesift.methods.gotd import GOTD
     from tunesift.methods.kmq import KMQ
+    from tunesift.methods.less import LESS
     from tunesift.methods.random import Random, RandomBalanced
     from tunesift.methods.rds import RDS
+    from tunesift.methods.tagcos import TAGCOS
     from tunesift.methods.zipfit import ZipFit
 
-    classes = (GOTD, DSIR, RDS, KMQ, D4, CCS, ZipFit, Random, RandomBalanced, Density)
+    classes = (
+        GOTD, DSIR, RDS, KMQ, D4, CCS, ZipFit, Random, RandomBalanced, LESS, TAGCOS, Density,
+    )  # fmt: skip
     globals().update({cls.__name__: cls for cls in classes})
     return {cls.name: cls for cls in classes}
 
@@ -81,6 +87,6 @@ def make_method(name: str, **params: Any) -> Method:
 
 
 __all__ = [
-    "CCS", "D4", "DSIR", "GOTD", "KMQ", "METHODS", "NAMES", "RDS", "Density", "Method",
-    "PoolInfo", "Random", "RandomBalanced", "ZipFit", "make_method", "top_k",
+    "CCS", "D4", "DSIR", "GOTD", "KMQ", "LESS", "METHODS", "NAMES", "RDS", "TAGCOS", "Density",
+    "Method", "PoolInfo", "Random", "RandomBalanced", "ZipFit", "make_method", "top_k",
 ]  # fmt: skip
