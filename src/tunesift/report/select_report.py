@@ -17,6 +17,7 @@ import numpy as np
 
 from tunesift.features.vectors import normalize_rows
 from tunesift.methods import METHODS
+from tunesift.models.seeds import torch_threads
 from tunesift.ot.sinkhorn import estimate_cost_scale, sinkhorn
 from tunesift.report import figures
 from tunesift.report.page import Page, shorten
@@ -80,6 +81,17 @@ def sample(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
 
 def build_select_report(run: SelectRun, *, seed: int = 0) -> Page:
     """The page for one select run (figures that cannot be drawn say why)."""
+    from threadpoolctl import threadpool_limits
+
+    # One thread for numpy's BLAS and for torch: every product here is on a few thousand rows,
+    # and idle OpenBLAS/OpenMP workers spin-wait; on a busy 2-core machine a second thread made
+    # the OT curve's solves cost 8x the CPU time, and the PCA's one product 40x (measured,
+    # docs/benchmarks.md). The results do not depend on the thread count.
+    with threadpool_limits(limits=1, user_api="blas"), torch_threads(1):
+        return _build(run, seed)
+
+
+def _build(run: SelectRun, seed: int) -> Page:
     meta = run.meta
     counts = meta["counts"]
     page = Page(

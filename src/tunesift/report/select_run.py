@@ -9,7 +9,9 @@ the report the figures that need it, with a reason, never the report.
 
 from __future__ import annotations
 
+import io
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +35,7 @@ class SelectRun:
     meta: dict[str, Any]
     indices: np.ndarray
     selected_scores: np.ndarray
-    records: list[dict[str, Any]]
+    records: Sequence[dict[str, Any]]
     scores: np.ndarray | None = None
     x_pool: Any = None
     x_target: Any = None
@@ -105,9 +107,7 @@ def load_select_run(
     records_path = Path(outputs.get("records") or str(path)[: -len(SIDECAR_SUFFIX)])
     if not path.name.endswith(SIDECAR_SUFFIX) and not outputs.get("records"):
         raise InputError(f"a select sidecar's name ends with {SIDECAR_SUFFIX}", path)
-    records = _read_records(records_path)
-    indices = np.array([int(r["index"]) for r in records], dtype=np.int64)
-    selected = np.array([_num(r.get("score")) for r in records], dtype=np.float64)
+    records, indices, selected = read_selected_records(records_path)
     run = SelectRun(path, meta, indices, selected, records)
     n = run.pool_size
     if scores is None:
@@ -119,24 +119,112 @@ def load_select_run(
     return run
 
 
-def _read_records(path: Path) -> list[dict[str, Any]]:
+class LazyRecords(Sequence[dict[str, Any]]):
+    """The selected records, each parsed when first asked for: the report shows a dozen of
+    them, and parsing 50,000 JSON lines in Python costs more than the rest of the reading."""
+
+    def __init__(self, n: int, parse: Callable[[int], dict[str, Any]]):
+        self._n, self._parse = n, parse
+        self._done: dict[int, dict[str, Any]] = {}
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, k: Any) -> Any:
+        if isinstance(k, slice):
+            return [self[j] for j in range(*k.indices(self._n))]
+        k = int(k) + (self._n if int(k) < 0 else 0)
+        if not 0 <= k < self._n:
+            raise IndexError(k)
+        if k not in self._done:
+            self._done[k] = self._parse(k)
+        return self._done[k]
+
+
+def read_selected_records(path: Path) -> tuple[Sequence[dict[str, Any]], np.ndarray, np.ndarray]:
+    """The selected records (parsed lazily), their pool indices and their scores (NaN: null).
+
+    The two columns are read by pyarrow's JSON reader (C++, only those fields); any line it
+    cannot read (NaN literals, mixed types) sends the file through Python's ``json`` instead,
+    which also names the bad line.
+    """
     if not path.exists():
         raise InputError("the selected records named by the sidecar are missing", path)
+    import pyarrow as pa
+
     if path.suffix.lower() == ".parquet":
         import pyarrow.parquet as pq
 
-        return list(pq.read_table(path).to_pylist())
+        table = pq.ParquetFile(path).read(use_threads=False)
+        if "index" not in table.column_names or table.column("index").null_count:
+            raise InputError("selected records carry no 'index' field", path)
+        scores = (
+            column_values(table.column("score"), np.float64)
+            if "score" in table.column_names
+            else np.full(table.num_rows, np.nan)
+        )
+        indices = column_values(table.column("index"), np.int64)
+        return (
+            LazyRecords(table.num_rows, lambda k: table.slice(k, 1).to_pylist()[0]),
+            indices,
+            scores,
+        )
+    lines = [line for line in path.read_bytes().splitlines() if line.strip()]
+    try:
+        import pyarrow.json as pj
+
+        data = b"\n".join(lines)
+        table = pj.read_json(
+            io.BytesIO(data),
+            # one block: a line longer than a block would fail the read
+            read_options=pj.ReadOptions(use_threads=False, block_size=len(data) + 1),
+            parse_options=pj.ParseOptions(
+                explicit_schema=pa.schema([("index", pa.int64()), ("score", pa.float64())]),
+                unexpected_field_behavior="ignore",
+            ),
+        )
+    except (pa.ArrowException, ValueError):
+        table = None
+    if table is not None and table.num_rows == len(lines) and not table.column("index").null_count:
+        indices = column_values(table.column("index"), np.int64)
+        scores = column_values(table.column("score"), np.float64)
+        return LazyRecords(len(lines), lambda k: json.loads(lines[k])), indices, scores
     rows = []
-    with path.open(encoding="utf-8") as fh:
-        for k, line in enumerate(fh, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    raise InputError("not a JSON line", f"{path}:{k}") from None
-    if rows and "index" not in rows[0]:
+    for k, line in enumerate(lines, 1):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            raise InputError("not a JSON line", f"{path}:{k}") from None
+    if rows and any("index" not in r for r in rows):
         raise InputError("selected records carry no 'index' field", path)
-    return rows
+    indices = np.array([int(r["index"]) for r in rows], dtype=np.int64)
+    scores = np.array([_num(r.get("score")) for r in rows], dtype=np.float64)
+    return rows, indices, scores
+
+
+def column_values(column: Any, dtype: type) -> np.ndarray:
+    """A pyarrow column as a numpy array of ``dtype``, a null as NaN (floats).
+
+    Read from the column's buffers: pyarrow's own ``to_numpy`` imports pandas on its first call
+    (0.4 s of CPU, more than reading a million scores; measured).
+    """
+    import pyarrow as pa
+
+    arrow_type = pa.from_numpy_dtype(np.dtype(dtype))
+    parts = []
+    for chunk in column.chunks:
+        chunk = chunk.cast(arrow_type)
+        n, offset = len(chunk), chunk.offset
+        validity, data = chunk.buffers()[:2]
+        size = np.dtype(dtype).itemsize
+        values: np.ndarray = np.frombuffer(data, dtype=dtype, count=n, offset=offset * size).copy()
+        if chunk.null_count:
+            bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), bitorder="little")
+            if not np.issubdtype(np.dtype(dtype), np.floating):
+                raise TunesiftError(f"{chunk.null_count} nulls in an integer column")
+            values[bits[offset : offset + n] == 0] = np.nan
+        parts.append(values)
+    return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
 
 
 def _num(v: Any) -> float:
@@ -156,8 +244,8 @@ def _read_scores(name: str | None, n: int, why_not: dict[str, str]) -> np.ndarra
     if suffix == ".parquet":
         import pyarrow.parquet as pq
 
-        col = pq.read_table(path, columns=["score"]).column("score")
-        values = np.asarray(col.to_numpy(), dtype=np.float64)  # a null reads as NaN
+        table = pq.ParquetFile(path).read(columns=["score"], use_threads=False)
+        values = column_values(table.column("score"), np.float64)  # a null reads as NaN
     elif suffix == ".csv":
         with path.open(encoding="utf-8") as fh:
             next(fh, None)  # the header
