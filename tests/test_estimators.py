@@ -169,6 +169,10 @@ SMALL = {"kmq": {"n_clusters": 3, "quality_field": "q"}, "d4": {"n_clusters": 3}
 _GRADS = dict(model="tinylm", epochs=1, warmup_fraction=0.1, lr=1e-3, projection_dim=32,
               max_length=24, device="cpu", threads=1)  # fmt: skip
 SMALL.update(less=_GRADS, tagcos={**_GRADS, "n_clusters": 3})
+#: the loss methods on a byte-level TinyLM: two updates per fine-tune
+_LOSSES = dict(model="tinylm", steps=2, batch_size=4, max_length=24, device="cpu",
+               threads=1)  # fmt: skip
+SMALL.update({"color-filter": {**_LOSSES, "prior_steps": 2}, "learnability": _LOSSES})
 
 
 def _inputs(m, data, new: bool = False):

@@ -14,11 +14,13 @@ from tunesift.methods.base import Method, PoolInfo, top_k
 
 if TYPE_CHECKING:
     from tunesift.methods.ccs import CCS
+    from tunesift.methods.color_filter import ColorFilter
     from tunesift.methods.d4 import D4
     from tunesift.methods.density import Density
     from tunesift.methods.dsir import DSIR
     from tunesift.methods.gotd import GOTD
     from tunesift.methods.kmq import KMQ
+    from tunesift.methods.learnability import Learnability
     from tunesift.methods.less import LESS
     from tunesift.methods.random import Random, RandomBalanced
     from tunesift.methods.rds import RDS
@@ -29,10 +31,12 @@ if TYPE_CHECKING:
 NAMES = (
     "gotd", "dsir", "rds", "kmq", "d4", "ccs", "zipfit", "random", "random-balanced",
     "less", "tagcos", "density",
+    "color-filter", "learnability",
 )  # fmt: skip
 _CLASS_NAMES = (
     "GOTD", "DSIR", "RDS", "KMQ", "D4", "CCS", "ZipFit", "Random", "RandomBalanced",
     "LESS", "TAGCOS", "Density",
+    "ColorFilter", "Learnability",
 )  # fmt: skip
 
 METHODS: dict[str, type[Method]]  # set by __getattr__ on first use
@@ -40,11 +44,13 @@ METHODS: dict[str, type[Method]]  # set by __getattr__ on first use
 
 def _load() -> dict[str, type[Method]]:
     from tunesift.methods.ccs import CCS
+    from tunesift.methods.color_filter import ColorFilter
     from tunesift.methods.d4 import D4
     from tunesift.methods.density import Density
     from tunesift.methods.dsir import DSIR
     from tunesift.methods.gotd import GOTD
     from tunesift.methods.kmq import KMQ
+    from tunesift.methods.learnability import Learnability
     from tunesift.methods.less import LESS
     from tunesift.methods.random import Random, RandomBalanced
     from tunesift.methods.rds import RDS
@@ -53,6 +59,7 @@ def _load() -> dict[str, type[Method]]:
 
     classes = (
         GOTD, DSIR, RDS, KMQ, D4, CCS, ZipFit, Random, RandomBalanced, LESS, TAGCOS, Density,
+        ColorFilter, Learnability,
     )  # fmt: skip
     globals().update({cls.__name__: cls for cls in classes})
     return {cls.name: cls for cls in classes}
@@ -87,6 +94,7 @@ def make_method(name: str, **params: Any) -> Method:
 
 
 __all__ = [
-    "CCS", "D4", "DSIR", "GOTD", "KMQ", "LESS", "METHODS", "NAMES", "RDS", "TAGCOS", "Density",
-    "Method", "PoolInfo", "Random", "RandomBalanced", "ZipFit", "make_method", "top_k",
+    "CCS", "D4", "DSIR", "GOTD", "KMQ", "LESS", "METHODS", "NAMES", "RDS", "TAGCOS",
+    "ColorFilter", "Density", "Learnability", "Method", "PoolInfo", "Random", "RandomBalanced",
+    "ZipFit", "make_method", "top_k",
 ]  # fmt: skip
