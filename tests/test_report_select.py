@@ -167,7 +167,9 @@ def test_readme_main_job_report_opens_with_every_figure(corpus, tmp_path, shared
     assert main([*args, "--cache-dir", str(shared_cache), "-q"]) == 0
     rendered = check_report(run / "report.html", tmp_path / "browser", SELECT_FIGURES)
     assert rendered.screenshot.exists()
-    if os.environ.get("TUNESIFT_SCREENSHOT_TO"):  # docs/report-select.png is made this way
+    # a shot of this small run on request; docs/report-select.png, the default data's, is made
+    # by scripts/report_screenshot.py (docs/report.md)
+    if os.environ.get("TUNESIFT_SCREENSHOT_TO"):
         shutil.copyfile(rendered.screenshot, os.environ["TUNESIFT_SCREENSHOT_TO"])
 
 
