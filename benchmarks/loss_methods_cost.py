@@ -1,0 +1,76 @@
+"""What CoLoR-Filter and learnability cost on this machine, on real text (Debian fortunes).
+
+    python benchmarks/loss_methods_cost.py [--model tinylm|smollm2|FOLDER] [--pool 200]
+        [--target 40] [--steps 100] [--prior-steps 0] [--threads 1]
+        [--methods color-filter,learnability]
+
+The pool is the first ``--pool`` fortunes of the ``computers`` and ``literature`` categories
+(alternating), the target ``--target`` other ``computers`` fortunes. Each method runs ``fit``
+(its fine-tunes: ``--prior-steps`` and ``--steps`` updates of 8 texts, LoRA on the attention) and
+``score`` on the whole pool (two forward passes per row) at its defaults otherwise. Prints a
+markdown row per method: seconds to fit, to score the pool, and per pool row scored (the unit
+that grows with the pool), and the share of the pool's top 10% that is ``computers``
+(CoLoR-Filter's target; learnability ignores it, 50% is the pool's share).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+FORTUNE_DIR = Path("/usr/share/games/fortunes")
+
+
+def fortunes(category: str) -> list[str]:
+    text = (FORTUNE_DIR / category).read_text(encoding="utf-8", errors="replace")
+    return [t.strip() for t in text.split("\n%\n") if t.strip()]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    ap.add_argument("--model", default="tinylm")
+    ap.add_argument("--pool", type=int, default=200)
+    ap.add_argument("--target", type=int, default=40)
+    ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--prior-steps", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--methods", default="color-filter,learnability")
+    args = ap.parse_args()
+
+    from tunesift.methods import make_method
+
+    comp, lit = fortunes("computers"), fortunes("literature")
+    half = args.pool // 2
+    pool = [t for pair in zip(comp[:half], lit[:half], strict=True) for t in pair]
+    is_comp = np.tile([True, False], half)
+    target = comp[half : half + args.target]
+    print(
+        "| method | model | pool | steps | fit s | score s | score s per row | computers in top 10% |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for name in args.methods.split(","):
+        params = dict(model=args.model, steps=args.steps, threads=args.threads, device="cpu")
+        if name == "color-filter":
+            params["prior_steps"] = args.prior_steps
+        m = make_method(name, **params)
+        t0 = time.perf_counter()
+        m.fit(pool, target)
+        t1 = time.perf_counter()
+        scores = m.score(pool)
+        t2 = time.perf_counter()
+        top = np.argsort(-scores, kind="stable")[: max(1, len(pool) // 10)]
+        steps = f"{args.prior_steps}+{args.steps}" if name == "color-filter" else str(args.steps)
+        print(
+            f"| {name} | {args.model} | {len(pool)} | {steps} | {t1 - t0:.1f} | {t2 - t1:.1f} | "
+            f"{(t2 - t1) / len(pool):.4f} | {is_comp[top].mean():.0%} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
