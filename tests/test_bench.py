@@ -243,9 +243,14 @@ def test_user_task_runs_end_to_end_and_resumes_only_the_missing_run(tmp_path, ca
     assert oracle["absolute"]["significant"] and oracle["absolute"]["estimate"] < 0
     # delete one finished run: the rerun computes that one only, and the results are the same
     runs[5].unlink()
+    written = {p: p.stat().st_mtime_ns for p in out.rglob("*.jsonl")}
     assert main(_user_argv(paths, out)) == 0
     second = json.loads((out / "results.json").read_text())
     assert second["executed"] == 1 and second["reused"] == 20
+    # the unchanged pool, splits and target samples are left as they were: the feature cache
+    # keys a corpus by its files' mtimes, so rewriting them would embed the pool again
+    assert out / "pool.jsonl" in written
+    assert {p: p.stat().st_mtime_ns for p in written} == written
     assert _stable(second) == _stable(first)
     # a changed protocol (another budget) reuses what still applies
     assert main([*_user_argv(paths, out), "--budgets", "20"]) == 0

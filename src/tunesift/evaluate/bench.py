@@ -86,7 +86,13 @@ __all__ = [
 
 
 def _write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    """Write ``rows``, or leave the file alone when it already holds exactly them: the feature
+    cache keys a corpus by its files' paths, sizes and mtimes, so rewriting an unchanged pool on
+    every resumed invocation would embed it again (minutes to tens of minutes on a CPU)."""
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    if path.is_file() and path.read_bytes() == text.encode("utf-8"):
+        return
+    write_text_atomic(path, text)
 
 
 def _data_hash(
