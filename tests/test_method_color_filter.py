@@ -145,3 +145,18 @@ def test_color_filter_through_select_and_compare(mixture, tmp_path, capsys):
     assert main([str(a) for a in argv]) == 0, capsys.readouterr().err
     saved = json.loads((tmp_path / "cmp.json").read_text())
     assert "color-filter" in json.dumps(saved)
+
+
+def test_a_run_setting_given_as_a_method_parameter_names_its_flag(mixture, tmp_path, capsys):
+    """``--param device=cpu`` once reached ``select`` twice (a TypeError traceback)."""
+    pool, _, target = mixture
+    pool_path, target_path = tmp_path / "pool.jsonl", tmp_path / "target.jsonl"
+    pool_path.write_text("".join(json.dumps({"text": t}) + "\n" for t in pool))
+    target_path.write_text("".join(json.dumps({"text": t}) + "\n" for t in target))
+    for name, value in (("device", "cpu"), ("seed", 3)):
+        argv = ["select", "--pool", pool_path, "--target", target_path, "--budget", 5,
+                "--method", "color-filter", "--param", f"{name}={value}",
+                "--out", tmp_path / "o.jsonl", "-q"]  # fmt: skip
+        assert main([str(a) for a in argv]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and f"--{name}" in err, err

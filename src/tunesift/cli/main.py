@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import logging
 import os
 import sys
@@ -128,6 +129,14 @@ def run_select(args: argparse.Namespace) -> int:
         input_paths(args),
     )  # fmt: skip
     params = dict(parse_param(t) for t in args.param)
+    # a method parameter that is also one of select's own settings (seed, device) would reach
+    # select twice; its flag sets it for the run, and the method receives it from there
+    shared = sorted(set(params) & set(inspect.signature(select).parameters))
+    if shared:
+        flag = "--" + shared[0].replace("_", "-")
+        raise TunesiftError(
+            f"--param {shared[0]}=...: {shared[0]} is a setting of the run, give it as {flag}"
+        )
     if args.epsilon is not None:
         params["epsilon"] = args.epsilon
     for name in ("epsilon_mode", "ot_mode", "fit_sample"):
