@@ -100,7 +100,7 @@ PRESETS: dict[str, Preset] = {
     # issue 14's causal protocol: four targets x two budgets x three seeds, the oracle and
     # random references, perplexity and downstream accuracy (64 labeled train and 100 test texts
     # per label), 32 tokens, batch 8. Measured on 2 cores (docs/benchmarks.md): ~3.5 min a
-    # budget-100 run alone, so the whole grid (132 runs) is 8-10 hours, not the 150 minutes aimed
+    # budget-100 run alone, so the whole grid (132 runs) is ~8 hours, not the 150 minutes aimed
     # at; it is resumable and runs in parts (--tasks/--methods/--budgets into one --out)
     "causal": Preset(
         "causal", FOUR_TASKS, ("gotd", "dsir", "rds", "random", "oracle"), (100, 400),
