@@ -30,7 +30,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--methods",
         default="gotd,dsir,rds,kmq,d4,ccs,zipfit,random,random-balanced",
-        help=f"comma-separated methods (from: {method_list()}; default: all)",
+        help=f"comma-separated methods (from: {method_list()}; default: %(default)s; the others, "
+        "e.g. the model-based ones that train a scoring LM, by name)",
     )
     p.add_argument(
         "--featurizer", default="minilm", help="features shared by the methods (default: minilm)"
