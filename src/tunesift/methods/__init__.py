@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from tunesift.methods.less import LESS
     from tunesift.methods.random import Random, RandomBalanced
     from tunesift.methods.rds import RDS
+    from tunesift.methods.s2l import S2L
     from tunesift.methods.tagcos import TAGCOS
     from tunesift.methods.zipfit import ZipFit
 
@@ -31,12 +32,12 @@ if TYPE_CHECKING:
 NAMES = (
     "gotd", "dsir", "rds", "kmq", "d4", "ccs", "zipfit", "random", "random-balanced",
     "less", "tagcos", "density",
-    "color-filter", "learnability",
+    "color-filter", "learnability", "s2l",
 )  # fmt: skip
 _CLASS_NAMES = (
     "GOTD", "DSIR", "RDS", "KMQ", "D4", "CCS", "ZipFit", "Random", "RandomBalanced",
     "LESS", "TAGCOS", "Density",
-    "ColorFilter", "Learnability",
+    "ColorFilter", "Learnability", "S2L",
 )  # fmt: skip
 
 METHODS: dict[str, type[Method]]  # set by __getattr__ on first use
@@ -54,12 +55,13 @@ def _load() -> dict[str, type[Method]]:
     from tunesift.methods.less import LESS
     from tunesift.methods.random import Random, RandomBalanced
     from tunesift.methods.rds import RDS
+    from tunesift.methods.s2l import S2L
     from tunesift.methods.tagcos import TAGCOS
     from tunesift.methods.zipfit import ZipFit
 
     classes = (
         GOTD, DSIR, RDS, KMQ, D4, CCS, ZipFit, Random, RandomBalanced, LESS, TAGCOS, Density,
-        ColorFilter, Learnability,
+        ColorFilter, Learnability, S2L,
     )  # fmt: skip
     globals().update({cls.__name__: cls for cls in classes})
     return {cls.name: cls for cls in classes}
@@ -94,7 +96,7 @@ def make_method(name: str, **params: Any) -> Method:
 
 
 __all__ = [
-    "CCS", "D4", "DSIR", "GOTD", "KMQ", "LESS", "METHODS", "NAMES", "RDS", "TAGCOS",
+    "CCS", "D4", "DSIR", "GOTD", "KMQ", "LESS", "METHODS", "NAMES", "RDS", "S2L", "TAGCOS",
     "ColorFilter", "Density", "Learnability", "Method", "PoolInfo", "Random", "RandomBalanced",
     "ZipFit", "make_method", "top_k",
 ]  # fmt: skip

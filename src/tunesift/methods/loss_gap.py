@@ -11,7 +11,7 @@ enough to rebuild the scorer anywhere from the same model files and seed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -115,8 +115,15 @@ class LossGapMethod(Method):
         lm = self._scoring_lm()
         return [lm.encode(t) for t in texts]
 
-    def _fine_tune(self, rows: Sequence[Sequence[int]], steps: int, desc: str) -> np.ndarray:
-        """Train the current state ``steps`` updates on ``rows``; the step losses."""
+    def _fine_tune(
+        self,
+        rows: Sequence[Sequence[int]],
+        steps: int,
+        desc: str,
+        on_step: Callable[[int, Any], None] | None = None,
+    ) -> np.ndarray:
+        """Train the current state ``steps`` updates on ``rows``; the step losses.
+        ``on_step(step, optimizer)`` runs after each update (S2L's checkpoints)."""
         from tunesift.models.losses import fine_tune
         from tunesift.models.seeds import torch_threads
 
@@ -133,6 +140,7 @@ class LossGapMethod(Method):
                 device=self._torch_device(),
                 desc=desc,
                 show_progress=self.progress,
+                on_step=on_step,
             )
         return np.asarray(losses, dtype=np.float64)
 

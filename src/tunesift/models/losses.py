@@ -15,7 +15,7 @@ local causal-LM folder); this module holds what they share:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -72,6 +72,7 @@ def fine_tune(
     device: torch.device,
     desc: str = "fine-tune",
     show_progress: bool = False,
+    on_step: Callable[[int, torch.optim.Optimizer], None] | None = None,
 ) -> list[float]:
     """``steps`` AdamW updates of the trainable parameters on ``rows``; each step's loss.
 
@@ -80,6 +81,8 @@ def fine_tune(
     linearly over ``round(warmup_ratio * steps)`` updates, then decays linearly to zero; no
     weight decay; the gradient norm clipped at 1. Torch's global RNGs are forked, so the
     caller's random state is left as it was. Rows of fewer than two tokens are left out.
+    ``on_step(step, optimizer)`` runs after update ``step`` (0-based), as in ``train_steps``:
+    S2L keeps the adapter weights at its checkpoints there.
     """
     usable = [list(r) for r in rows if len(r) >= 2]
     if not usable:
@@ -101,6 +104,7 @@ def fine_tune(
             device=device,
             desc=desc,
             show_progress=show_progress,
+            on_step=on_step,
         )
     lm.model.eval()
     return losses
