@@ -174,6 +174,7 @@ _LOSSES = dict(model="tinylm", steps=2, batch_size=4, max_length=24, device="cpu
                threads=1)  # fmt: skip
 SMALL.update({"color-filter": {**_LOSSES, "prior_steps": 2}, "learnability": _LOSSES})
 SMALL["s2l"] = {**_LOSSES, "n_clusters": 3, "n_checkpoints": 2}
+SMALL["dsdm"] = {**_GRADS, "lambda_reg": 0.1}
 
 
 def _inputs(m, data, new: bool = False):

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from tunesift.methods.color_filter import ColorFilter
     from tunesift.methods.d4 import D4
     from tunesift.methods.density import Density
+    from tunesift.methods.dsdm import DsDm
     from tunesift.methods.dsir import DSIR
     from tunesift.methods.gotd import GOTD
     from tunesift.methods.kmq import KMQ
@@ -32,12 +33,12 @@ if TYPE_CHECKING:
 NAMES = (
     "gotd", "dsir", "rds", "kmq", "d4", "ccs", "zipfit", "random", "random-balanced",
     "less", "tagcos", "density",
-    "color-filter", "learnability", "s2l",
+    "color-filter", "learnability", "s2l", "dsdm",
 )  # fmt: skip
 _CLASS_NAMES = (
     "GOTD", "DSIR", "RDS", "KMQ", "D4", "CCS", "ZipFit", "Random", "RandomBalanced",
     "LESS", "TAGCOS", "Density",
-    "ColorFilter", "Learnability", "S2L",
+    "ColorFilter", "Learnability", "S2L", "DsDm",
 )  # fmt: skip
 
 METHODS: dict[str, type[Method]]  # set by __getattr__ on first use
@@ -48,6 +49,7 @@ def _load() -> dict[str, type[Method]]:
     from tunesift.methods.color_filter import ColorFilter
     from tunesift.methods.d4 import D4
     from tunesift.methods.density import Density
+    from tunesift.methods.dsdm import DsDm
     from tunesift.methods.dsir import DSIR
     from tunesift.methods.gotd import GOTD
     from tunesift.methods.kmq import KMQ
@@ -61,7 +63,7 @@ def _load() -> dict[str, type[Method]]:
 
     classes = (
         GOTD, DSIR, RDS, KMQ, D4, CCS, ZipFit, Random, RandomBalanced, LESS, TAGCOS, Density,
-        ColorFilter, Learnability, S2L,
+        ColorFilter, Learnability, S2L, DsDm,
     )  # fmt: skip
     globals().update({cls.__name__: cls for cls in classes})
     return {cls.name: cls for cls in classes}
@@ -97,6 +99,6 @@ def make_method(name: str, **params: Any) -> Method:
 
 __all__ = [
     "CCS", "D4", "DSIR", "GOTD", "KMQ", "LESS", "METHODS", "NAMES", "RDS", "S2L", "TAGCOS",
-    "ColorFilter", "Density", "Learnability", "Method", "PoolInfo", "Random", "RandomBalanced",
-    "ZipFit", "make_method", "top_k",
+    "ColorFilter", "Density", "DsDm", "Learnability", "Method", "PoolInfo", "Random",
+    "RandomBalanced", "ZipFit", "make_method", "top_k",
 ]  # fmt: skip

@@ -14,7 +14,9 @@ shared parts, written once:
   weight);
 - ``gradient_features``: for each text, the gradient of its mean next-token cross-entropy (one
   text per backward pass: exact, deterministic on the CPU), optionally Adam-preconditioned
-  (``adam_direction``), projected with the package's one ``Projector`` and unit-normalized.
+  (``adam_direction``), projected with the package's one ``Projector`` and unit-normalized;
+- ``log_odds_gradients``: DsDm's (TRAK's) features instead: the gradient of a text's mean
+  per-token log-odds of the true token, and its out-to-loss weight (mean of 1 - p).
 """
 
 from __future__ import annotations
@@ -276,6 +278,42 @@ def example_gradients(
         grads = torch.autograd.grad(loss, params)
         out[i] = torch.cat([g.reshape(-1) for g in grads]).float().cpu()
     return out
+
+
+def log_odds_gradients(
+    lm: ScoringLM, rows: Sequence[list[int]], device: torch.device
+) -> tuple[torch.Tensor, np.ndarray]:
+    """TRAK's model output for a text, its gradient and its out-to-loss weight (DsDm's features).
+
+    For each next-token prediction t of a row, with p_t the probability of the true token,
+    f_t = log(p_t / (1 - p_t)) = z_y - logsumexp_{j != y} z_j (TRAK's margin of the correct class,
+    Park et al. 2023, Sec. 3.3, one class per token); the row's output is f = mean_t f_t and its
+    weight Q = mean_t (1 - p_t) (TRAK's ``get_out_to_loss_grad``: minus the derivative of the
+    cross-entropy log(1 + e^-f) in f, per token, averaged like the mean loss). Returns the (n, p)
+    float32 gradients of f with respect to the trainable parameters, in eval mode, one backward
+    pass per row (as ``example_gradients``), and the (n,) float64 weights; a row of fewer than two
+    tokens has zero gradient and weight.
+    """
+    params = trainable_parameters(lm.model)
+    n_params = sum(p.numel() for p in params)
+    out = torch.zeros((len(rows), n_params), dtype=torch.float32)
+    weights = np.zeros(len(rows), dtype=np.float64)
+    lm.model.eval()
+    for i, row in enumerate(rows):
+        if len(row) < 2:
+            continue
+        ids, mask = pad([row], lm.pad_id)
+        ids = ids.to(device)
+        logits = lm.logits(ids, mask.to(device))[0, :-1].float()
+        labels = ids[0, 1:].unsqueeze(1)
+        correct = logits.gather(1, labels).squeeze(1)
+        others = logits.scatter(1, labels, float("-inf")).logsumexp(dim=1)
+        f = (correct - others).mean()
+        grads = torch.autograd.grad(f, params)
+        out[i] = torch.cat([g.reshape(-1) for g in grads]).float().cpu()
+        p_true = torch.softmax(logits.detach(), dim=1).gather(1, labels).squeeze(1)
+        weights[i] = float((1.0 - p_true.double()).mean())
+    return out, weights
 
 
 def gradient_features(
