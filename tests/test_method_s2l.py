@@ -16,6 +16,7 @@ from tunesift.cli.main import main
 from tunesift.errors import TunesiftError
 from tunesift.methods import make_method
 from tunesift.methods.base import PoolInfo
+from tunesift.methods.budget import Budget, fill
 from tunesift.methods.kmeans import assign, fit_kmeans
 from tunesift.methods.s2l import balanced_order, checkpoint_steps
 
@@ -147,6 +148,19 @@ def test_s2l_is_seeded_and_repeats_byte_for_byte(planted):
     other.labels_ = m.labels_
     other.set_params(seed=5)
     assert other.order(m.score(pool), info).tolist() != first.tolist()
+
+
+def test_s2l_order_walks_every_budget_kind(planted):
+    """A token budget and a per-source cap walk S2L's order like any other (``budget.fill``)."""
+    pool, group, m = planted
+    order = m.order(m.score(pool), PoolInfo(size=len(pool)))
+    lengths = np.array([len(t.split()) for t in pool])
+    by_tokens = fill(order, Budget(tokens=100), lengths=lengths)
+    assert lengths[by_tokens].sum() <= 100 and by_tokens.tolist() == [
+        i for i in order.tolist() if i in set(by_tokens.tolist())
+    ]
+    capped = fill(order, Budget(docs=12, max_per_source=4), sources=group)
+    assert len(capped) == 12 and np.bincount(group[capped], minlength=3).max() <= 4
 
 
 def test_s2l_checkpoints_are_spread_over_the_training():
