@@ -31,11 +31,11 @@ a random permutation). Clusters of equal size are visited in the order of their 
 Kept from the official code: the proxy is trained on the pool (batches drawn from a shuffle of
 every row, not from a sample fixed beforehand; at the defaults 200 x 8 rows are under one pass
 over a pool of thousands, where the official run makes 3 epochs) with AdamW and a warm-up of 3%
-of the updates, and the checkpoints are spread evenly over
-that training (the official config saves every 500 steps over its 3 epochs); the trajectory is
-the raw losses (no normalization); k-means in Euclidean distance with K = 100 on all the rows;
-sizes counted over the non-empty clusters; the smallest cluster first with a floor-divided
-quota and a uniform draw inside a cluster.
+of the updates, and the checkpoints are spread evenly over that training (the official config
+saves every 500 steps over its 3 epochs); the trajectory is the raw losses (no normalization);
+k-means in Euclidean distance with K = 100 on all the rows; sizes counted over the non-empty
+clusters; the smallest cluster first with a floor-divided quota and a uniform draw inside a
+cluster.
 
 Changed, and why:
 - the proxy: the official one is Pythia-70M fully fine-tuned for 3 epochs at 2e-5 (cosine
