@@ -2,6 +2,8 @@
 resuming a killed bench, and a user's own task."""
 
 import csv
+import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -17,15 +19,21 @@ import pytest
 
 from tunesift.cli.main import main
 from tunesift.corpora import build as corpora_build
+from tunesift.errors import TunesiftError
 from tunesift.evaluate.bench import (
     PRESETS,
     BenchRow,
+    UserTask,
     build_pool,
     build_task,
+    build_user_task,
     compare_rows,
     interval_table,
     restrict,
+    run_bench,
+    run_key,
 )
+from tunesift.evaluate.fast import FastConfig
 from tunesift.evaluate.harness import BASELINE
 
 corpora = pytest.mark.skipif(
@@ -368,3 +376,156 @@ def test_causal_bench_on_a_tiny_model_keeps_per_item_scores(tmp_path, tiny_model
     assert ("perplexity", "bootstrap") in kinds
     if "accuracy" in result["rows"][0]["metrics"]:
         assert ("accuracy", "bootstrap") in kinds
+
+
+# ---- method parameters (--param METHOD.NAME=VALUE) ---------------------------------------------
+
+#: The run key of the spec below on _user_files' task, as the bench wrote it before methods could
+#: be given parameters (computed with that code, commit 363627a). If a change moves it, every
+#: user's finished runs (runs/bench-causal holds hours of CPU) stop being found and run again.
+KEY_BEFORE_PARAMS = "984e3054530b"
+
+
+def _transcribed_data_key(spec, mode, bt, pool_texts, mode_cfg):
+    """The data key's inputs, transcribed here from the bench's protocol (evaluate.bench's
+    docstring: the task's splits and reservoir, the pool, the featurizer, the target sample's
+    size and the mode's configuration), so the test does not call the code it checks."""
+    h = hashlib.sha256()
+    for part in ([bt.name], bt.task.train_texts, bt.task.train_labels, bt.task.test_texts,
+                 bt.task.test_labels, bt.reservoir, list(pool_texts),
+                 [spec.featurizer, str(spec.target_size()), mode,
+                  json.dumps(mode_cfg, sort_keys=True)]):  # fmt: skip
+        h.update(json.dumps(part, ensure_ascii=False).encode())
+        h.update(b"\0")
+    return h.hexdigest()[:12]
+
+
+def _run_files(out):
+    """Run file name -> path (a name ends with the run key)."""
+    return {p.name: p for p in (out / "runs").rglob("*.json")}
+
+
+def test_method_params_join_only_that_methods_run_key(tmp_path, monkeypatch):
+    from tunesift.evaluate import bench
+
+    calls = []
+    run_method = bench.run_method
+
+    def spy(prep, method, budget, **kwargs):
+        calls.append((method, {k: v for k, v in kwargs.items() if k not in ("seed", "device")}))
+        return run_method(prep, method, budget, **kwargs)
+
+    monkeypatch.setattr(bench, "run_method", spy)
+    paths = _user_files(tmp_path)
+    spec = restrict(PRESETS["causal"], methods=["dsir", "random"], modes=["fast"],
+                    budgets=[20], seeds=[0])  # fmt: skip
+    user = UserTask(str(paths["train"]), str(paths["test"]), (str(paths["pool"]),),
+                    (str(paths["unlabeled"]),))  # fmt: skip
+    out = tmp_path / "out"
+    first = run_bench(spec, out, user_task=user)
+    assert first["executed"] == 3 and first["method_params"] == {}
+    bt, pool, _ = build_user_task(user)
+    key = _transcribed_data_key(spec, "fast", bt, [r["text"] for r in pool],
+                                FastConfig(**spec.fast).to_dict())  # fmt: skip
+    assert key == KEY_BEFORE_PARAMS and run_key(key) == run_key(key, {}) == key
+    files = _run_files(out)
+    assert set(files) == {
+        f"{m}-fast-{key}.json" for m in ("no-pre-fine-tuning-knone-s0", "dsir-k20-s0",
+                                         "random-k20-s0")}  # fmt: skip
+    # a method run with its defaults writes the run file it wrote before (no "params" entry)
+    assert all("params" not in json.loads(p.read_text()) for p in files.values())
+
+    # a parameter for dsir: dsir's runs get a key of their own, the others are reused
+    given = {"dsir": {"sampling": "top-k"}}
+    second = run_bench(spec, out, user_task=user, method_params=given)
+    assert second["executed"] == 1 and second["reused"] == 2
+    h = hashlib.sha256(f"{key}\0{json.dumps(given['dsir'])}\0".encode()).hexdigest()[:12]
+    assert run_key(key, given["dsir"]) == h != key
+    files = _run_files(out)
+    assert len(files) == 4  # the first dsir run is kept beside the new one
+    assert json.loads(files[f"dsir-k20-s0-fast-{h}.json"].read_text())["params"] == given["dsir"]
+    rows = {r["method"]: r for r in second["rows"]}
+    assert rows["dsir"]["params"] == given["dsir"] and rows["random"]["params"] == {}
+    assert second["method_params"] == given
+    md = (out / "results.md").read_text()
+    assert '- dsir (train): sampling="top-k"' in md
+    # the method ran with it (and the first time, with its defaults)
+    assert calls == [("dsir", {}), ("random", {}), ("dsir", given["dsir"])]
+    # the defaults again, then the parameter again: each finds its run, nothing is computed
+    assert run_bench(spec, out, user_task=user)["executed"] == 0
+    assert run_bench(spec, out, user_task=user, method_params=given)["executed"] == 0
+    assert len(calls) == 3
+
+
+def test_bench_param_errors_are_one_line_before_any_work(tmp_path, capsys):
+    out = tmp_path / "out"
+    for param, message in (
+        ("less.nope=1", "bad parameter for method 'less'"),
+        ("nope.x=1", "unknown method 'nope' in --param"),
+        ("oracle.x=1", "--param names 'oracle', a reference row"),
+        ("gotd.n_iter=1", "--param names 'gotd', which this bench does not run"),
+        ("less.seed=3", "--param sets less.seed: seed is the bench run's own"),
+        ("less.device=cpu", "--param sets less.device"),
+        ("less=3", "bench's --param is METHOD.NAME=VALUE"),
+    ):
+        argv = ["bench", "--preset", "smoke", "--methods", "less,random,oracle", "--param",
+                param, "--out", str(out), "-q"]  # fmt: skip
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()
+    # the Python API checks the same before it writes anything
+    with pytest.raises(TunesiftError, match="LESS.__init__"):
+        run_bench(restrict(PRESETS["smoke"], methods=["less"]), out,
+                  method_params={"less": {"nope": 1}})  # fmt: skip
+    with pytest.raises(TunesiftError, match="must be JSON values"):
+        run_bench(restrict(PRESETS["smoke"], methods=["less"]), out,
+                  method_params={"less": {"model": object()}})  # fmt: skip
+    assert not out.exists()
+
+
+@corpora
+def test_smoke_bench_runs_less_and_color_filter_on_tinylm(tmp_path, monkeypatch, capsys):
+    """Issue 17's causal-bench rows, plumbed: ``bench --preset smoke --methods
+    color-filter,less,random --param ...`` with TinyLM and a few steps (the preset's pool cut to
+    40 records a source so the test takes seconds); LESS gets its target rows' tasks as select
+    gives them (the target sample's source, one task)."""
+    from tunesift.evaluate import bench
+    from tunesift.methods.less import LESS
+
+    monkeypatch.setitem(bench.PRESETS, "smoke",
+                        dataclasses.replace(PRESETS["smoke"], pool_per_source=40))  # fmt: skip
+    seen = []
+    set_tasks = LESS.set_target_tasks
+
+    def spy(self, tasks):
+        seen.append(tasks)
+        set_tasks(self, tasks)
+
+    monkeypatch.setattr(LESS, "set_target_tasks", spy)
+    out = tmp_path / "bench"
+    params = ["color-filter.model=tinylm", "color-filter.steps=2", "color-filter.max_length=16",
+              "less.model=tinylm", "less.epochs=1", "less.max_length=16",
+              "less.projection_dim=64", "less.warmup_fraction=0.05"]  # fmt: skip
+    argv = ["bench", "--preset", "smoke", "--methods", "color-filter,less,random", "--seeds",
+            "0", "--out", str(out), "-q", *(x for p in params for x in ("--param", p))]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    result = json.loads((out / "results.json").read_text())
+    rows = {r["method"]: r for r in result["rows"]}
+    assert set(rows) == {BASELINE, "color-filter", "less", "random"}
+    assert rows["less"]["params"] == {"model": "tinylm", "epochs": 1, "max_length": 16,
+                                      "projection_dim": 64, "warmup_fraction": 0.05}  # fmt: skip
+    assert rows["color-filter"]["params"]["model"] == "tinylm" and rows["random"]["params"] == {}
+    assert all(r["metrics"]["perplexity"] > 1 for r in rows.values())
+    assert "- less (fortunes-3): epochs=1" in printed
+    assert any(c["method"] == "less" and c["reference"] == "random"
+               for c in result["comparisons"])  # fmt: skip
+    # LESS got one task code per row of the seed's target sample, as select would give it
+    target = (out / "fortunes-3" / "target-s0.jsonl").read_text().splitlines()
+    (tasks,) = seen
+    assert tasks is not None and len(tasks) == len(target) and len(set(tasks.tolist())) == 1
+    # the three methods' runs have three keys; random's is the parameter-free one
+    keys = {n.split("-k")[0]: n.rsplit("-", 1)[1] for n in _run_files(out)}
+    assert keys["random"] == keys["no-pre-fine-tuning"]
+    assert len({keys["random"], keys["less"], keys["color-filter"]}) == 3

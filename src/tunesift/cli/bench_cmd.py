@@ -43,6 +43,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--budgets", metavar="N,M", help="override the preset's budgets (documents)")
     p.add_argument("--seeds", metavar="S,T", help="override the preset's seeds")
+    p.add_argument(
+        "--param", action="append", default=[], metavar="METHOD.NAME=VALUE",
+        help="a method's hyper-parameter (repeatable, as compare's), e.g. less.model=tinylm; "
+        "it joins that method's run keys only, so the other methods' finished runs are reused",
+    )  # fmt: skip
     user = p.add_argument_group(
         "your own target (instead of the preset's tasks; the preset gives the protocol)"
     )
@@ -68,11 +73,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_bench_cmd(args: argparse.Namespace) -> int:
-    from tunesift.cli.options import check_report_path, guard_outputs
-    from tunesift.evaluate.bench import run_bench
+    from tunesift.cli.options import check_report_path, guard_outputs, parse_method_params
+    from tunesift.evaluate.bench import check_method_params, run_bench
 
     check_report_path(args)
     user, preset = _protocol(args)
+    method_params = check_method_params(preset.methods, parse_method_params(args.param, "bench"))
     inputs = [("--task-train", args.task_train), ("--task-test", args.task_test),
               *(("--pool", p) for p in args.pool or ()),
               *(("--task-unlabeled", p) for p in args.task_unlabeled)]  # fmt: skip
@@ -87,6 +93,7 @@ def run_bench_cmd(args: argparse.Namespace) -> int:
         device=args.device,
         progress=None if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True)),
         user_task=user,
+        method_params=method_params,
     )
     print((args.out / "results.md").read_text(), end="")
     print(f"{len(result['rows'])} runs ({result['executed']} computed, {result['reused']} reused "

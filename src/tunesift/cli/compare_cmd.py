@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from tunesift.errors import TunesiftError
 
@@ -62,7 +61,7 @@ def run_compare(args: argparse.Namespace) -> int:
         engine_from_args,
         guard_outputs,
         input_paths,
-        parse_param,
+        parse_method_params,
     )
     from tunesift.comparison import compare, format_comparison
     from tunesift.outputs import record_outputs
@@ -70,13 +69,7 @@ def run_compare(args: argparse.Namespace) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods:
         raise TunesiftError("--methods names no method")
-    params: dict[str, dict[str, Any]] = {}
-    for text in args.param:
-        key, value = parse_param(text)
-        method, dot, name = key.partition(".")
-        if not dot or not name:
-            raise TunesiftError(f"compare's --param is METHOD.NAME=VALUE, got {text!r}")
-        params.setdefault(method.replace("_", "-"), {})[name] = value
+    params = parse_method_params(args.param, "compare")
     if not args.pool or not args.target:
         raise TunesiftError("compare reads texts: give --pool and --target files")
     if args.save is not None and args.save.suffix.lower() not in (".json", ".csv"):

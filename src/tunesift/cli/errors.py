@@ -37,6 +37,7 @@ FLAGS: dict[str, str] = {
     "Selection.write_scores.path": "--scores-out",
     "Comparison.write.path": "--save",
     "UserTask.unlabeled": "--task-unlabeled",
+    "run_bench.method_params": "--param",
     "overwrite": "--overwrite",
     "load_tasks_model.model": "--model",
 }

@@ -25,6 +25,22 @@ def parse_param(text: str, flag: str = "--param") -> tuple[str, Any]:
     return name.strip().replace("-", "_"), value
 
 
+def parse_method_params(texts: list[str], command: str) -> dict[str, dict[str, Any]]:
+    """Repeated ``--param METHOD.NAME=VALUE`` (``compare``, ``bench``) as method -> {name: value}.
+
+    VALUE is read as by :func:`parse_param`; METHOD is spelled as the CLI names methods
+    (``color-filter``, also accepted as ``color_filter``), NAME as the Python parameter.
+    """
+    params: dict[str, dict[str, Any]] = {}
+    for text in texts:
+        key, value = parse_param(text)
+        method, dot, name = key.partition(".")
+        if not dot or not name:
+            raise TunesiftError(f"{command}'s --param is METHOD.NAME=VALUE, got {text!r}")
+        params.setdefault(method.replace("_", "-"), {})[name] = value
+    return params
+
+
 def add_input_options(p: argparse.ArgumentParser) -> None:
     """Pool/target files and how to read them: shared by ``select`` and ``compare``."""
     src = p.add_argument_group("inputs")

@@ -21,8 +21,12 @@ Protocol (docs/evaluation.md, "tunesift bench"):
   ``random`` and ``oracle`` (``budget`` texts drawn, seeded, from the target's own reservoir: the
   "just be in-domain" ceiling, never in the pool the methods see), at every budget and seed, in
   every mode.
+- **Method parameters.** Methods run with their defaults unless ``method_params`` (``--param
+  METHOD.NAME=VALUE``) gives some, e.g. a small scoring model for LESS and CoLoR-Filter; what a
+  method was given is kept in its rows (``params``), its run files and ``results.md``.
 - **Resume.** Each finished run (task, method, budget, seed, mode) is written atomically to its
-  own file under ``<out>/runs/``, named with a hash of the data and configuration it depends on;
+  own file under ``<out>/runs/``, named with a hash of the data and configuration it depends on
+  (:func:`run_key`; a method's given parameters join the hash of that method's runs only);
   a rerun loads the finished runs and runs only the rest, so a killed bench continues where it
   stopped and a preset can run in parts (``--tasks``, ``--methods``, ``--budgets``, ``--seeds``).
 - **Outputs.** ``results.json`` (every row with its per-item arrays, so intervals can be
@@ -47,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from tunesift.api import prepare, run_method
+from tunesift.api import RUN_SETTINGS, build_method, prepare, run_method
 from tunesift.errors import TunesiftError
 from tunesift.evaluate.fast import FastConfig, evaluate_fast
 from tunesift.evaluate.harness import BASELINE, causal_metrics, check_leakage, environment
@@ -74,14 +78,15 @@ from tunesift.evaluate.results import (
 )
 from tunesift.evaluate.targets import BenchTask, UserTask, build_pool, build_task, build_user_task
 from tunesift.evaluate.task import LabeledTask
+from tunesift.methods import NAMES
 from tunesift.methods.budget import Budget
 from tunesift.outputs import write_text_atomic
 
 __all__ = [
     "COMPARED", "FOUR_TASKS", "LOWER_IS_BETTER", "MODES", "ORACLE", "PRESETS", "RANDOM",
     "REFERENCES", "BenchRow", "BenchTask", "Preset", "TaskSpec", "UserTask", "build_pool",
-    "build_task", "build_user_task", "compare_rows", "interval_table", "markdown_table",
-    "restrict", "run_bench", "run_path",
+    "build_task", "build_user_task", "check_method_params", "compare_rows", "interval_table",
+    "markdown_table", "restrict", "run_bench", "run_key", "run_path",
 ]  # fmt: skip
 
 
@@ -112,6 +117,67 @@ def _data_hash(
     return h.hexdigest()[:12]
 
 
+def run_key(data_key: str, params: dict[str, Any] | None = None) -> str:
+    """The key in a run's file name: ``data_key`` (the hash of the data and the mode's
+    configuration, the same for every method) when the method runs with its defaults, else a
+    hash of it and the parameters given to the method.
+
+    A run given no parameters keeps exactly the key runs had before methods could be given
+    any, so the finished runs of a long bench are still found; giving a method a parameter
+    starts that method's runs afresh and leaves the other methods' runs alone.
+    """
+    if not params:
+        return data_key
+    h = hashlib.sha256()
+    for part in (data_key, json.dumps(params, sort_keys=True, ensure_ascii=False)):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:12]
+
+
+def check_method_params(
+    methods: Sequence[str], method_params: dict[str, dict[str, Any]] | None
+) -> dict[str, dict[str, Any]]:
+    """``method_params`` checked before any work: each names a method the bench runs and
+    parameters its class takes, none of them the run's own settings (seed, device, progress),
+    with JSON values (they are hashed into the run key and written to the run files). Returns
+    the methods given parameters (empty dicts dropped)."""
+    given = {m: dict(p) for m, p in (method_params or {}).items() if p}
+    for name, params in given.items():
+        if name in REFERENCES:
+            raise TunesiftError(
+                f"method_params names {name!r}, a reference row with no parameters",
+                param="method_params", func="run_bench",
+            )  # fmt: skip
+        if name not in NAMES:
+            raise TunesiftError(
+                f"unknown method {name!r} in method_params; choose from "
+                f"{', '.join(sorted(NAMES))}", param="method_params", func="run_bench",
+            )  # fmt: skip
+        if name not in methods:
+            raise TunesiftError(
+                f"method_params names {name!r}, which this bench does not run (its methods: "
+                f"{', '.join(methods)})", param="method_params", func="run_bench",
+            )  # fmt: skip
+        shared = sorted(set(params) & set(RUN_SETTINGS))
+        if shared:
+            raise TunesiftError(
+                f"method_params sets {name}.{shared[0]}: {shared[0]} is the bench run's own, "
+                "the same for every method (its seeds, device and progress lines)",
+                param="method_params", func="run_bench",
+            )  # fmt: skip
+        try:
+            json.dumps(params, allow_nan=False)
+        except (TypeError, ValueError):
+            raise TunesiftError(
+                f"method_params of {name!r} must be JSON values (str, int, float, bool, None), "
+                f"got {params!r}", param="method_params", func="run_bench",
+            ) from None  # fmt: skip
+        # the same check, and the same error, as compare's: the method's class takes them
+        build_method(name, params, seed=0, device="cpu", progress=False)
+    return given
+
+
 def run_path(out: Path, task: str, method: str, budget: int | None, seed: int, mode: str,
              key: str) -> Path:  # fmt: skip
     k = "none" if budget is None else str(budget)
@@ -120,11 +186,11 @@ def run_path(out: Path, task: str, method: str, budget: int | None, seed: int, m
 
 def _select(
     prep: Any, method: str, budget: int, seed: int, bt: BenchTask, pool_texts: list[str],
-    device: str,
+    device: str, params: dict[str, Any],
 ) -> list[str]:  # fmt: skip
     if method == ORACLE:
         return bt.oracle(budget, seed)
-    sel = run_method(prep, method, Budget(docs=budget), seed=seed, device=device)
+    sel = run_method(prep, method, Budget(docs=budget), seed=seed, device=device, **params)
     return [pool_texts[i] for i in sel.indices]
 
 
@@ -136,6 +202,7 @@ def run_bench(
     device: str = "auto",
     progress: Callable[[str], None] | None = None,
     user_task: UserTask | None = None,
+    method_params: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Run a preset (or the preset's protocol on ``user_task``) end to end, resuming from the
     finished runs under ``out_dir/runs``; write ``results.csv``, ``results.json``, ``results.md``.
@@ -165,23 +232,32 @@ def run_bench(
         A user's labeled train and test files, pool files and optional unlabeled in-domain
         files. When given, it replaces the preset's tasks and pool; the preset supplies the
         rest (methods, budgets, seeds, modes, featurizer, target sample size, mode settings).
+    method_params : dict, optional
+        A method's hyper-parameters, by method name, as ``compare``'s: e.g. ``{"less":
+        {"model": "tinylm", "epochs": 2}}``. Checked before any work (:func:`check_method_params`).
+        They join the run key of that method's runs only (:func:`run_key`): the runs of a method
+        given none keep their key, and a rerun with other parameters computes that method's runs
+        afresh. Each row records its method's parameters (``params``).
 
     Returns
     -------
     dict
         What ``results.json`` holds: ``preset``, ``user_task``, ``environment``, ``seconds``,
         ``executed`` (the runs this call computed), ``reused`` (those loaded from an earlier
-        call), ``pool``, ``tasks``, ``hyperparameters``, ``rows`` and ``comparisons``.
+        call), ``pool``, ``tasks``, ``hyperparameters``, ``method_params`` (the methods given
+        parameters), ``rows`` and ``comparisons``.
 
     Raises
     ------
     TunesiftError
-        An unknown preset name, a task source without enough labeled records, an empty pool, or
-        an oracle row without an in-domain reservoir.
+        An unknown preset name, a task source without enough labeled records, an empty pool,
+        an oracle row without an in-domain reservoir, or parameters for an unknown method, a
+        method the bench does not run, or that its class does not take.
     """
     if isinstance(preset, str) and preset not in PRESETS:
         raise TunesiftError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
     spec = PRESETS[preset] if isinstance(preset, str) else preset
+    given = check_method_params(spec.methods, method_params)
     say = progress or (lambda m: None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -249,8 +325,9 @@ def run_bench(
             grid += [(m, k) for m in spec.methods for k in spec.budgets]
             prep = None
             for name, budget in grid:
-                paths = {m: run_path(out, task.name, name, budget, seed, m, keys[m])
-                         for m in spec.modes}  # fmt: skip
+                params = given.get(name, {})
+                paths = {m: run_path(out, task.name, name, budget, seed, m,
+                                     run_key(keys[m], params)) for m in spec.modes}  # fmt: skip
                 todo = [m for m in spec.modes if not paths[m].exists()]
                 for m in spec.modes:
                     if m not in todo:
@@ -274,7 +351,7 @@ def run_bench(
                             pool_path, target, needs=needs, featurizer=spec.featurizer,
                             cache_dir=cache_dir, device=device,
                         )  # fmt: skip
-                    texts = _select(prep, name, budget, seed, bt, pool_texts, device)
+                    texts = _select(prep, name, budget, seed, bt, pool_texts, device, params)
                     check_leakage(f"{name}@{budget}", texts, task)
                     t_sel = time.perf_counter() - t0
                 for mode in todo:
@@ -302,8 +379,8 @@ def run_bench(
                         metrics = {"accuracy": e.accuracy, "macro_f1": e.macro_f1}
                         per_item = _per_item(e)
                     row = BenchRow(task.name, name, budget, seed, mode, metrics, t_sel,
-                                   time.perf_counter() - t0, per_item)  # fmt: skip
-                    write_text_atomic(paths[mode], json.dumps(asdict(row)) + "\n")
+                                   time.perf_counter() - t0, per_item, dict(params))  # fmt: skip
+                    write_text_atomic(paths[mode], _run_record(row))
                     rows.append(row)
                     executed += 1
                     say(f"{task.name} {name} k={budget} seed={seed} {mode}: "
@@ -338,6 +415,7 @@ def run_bench(
             "encoder": enc_cfg.to_dict() if enc_cfg else None,
             "causal": causal_cfg.to_dict() if causal_cfg else None,
         },  # fmt: skip
+        "method_params": given,
         "rows": [asdict(r) for r in rows],
         "comparisons": comparisons,
     }
@@ -345,6 +423,16 @@ def run_bench(
     write_text_atomic(out / "results.csv", results_csv(rows))
     write_text_atomic(out / "results.md", results_markdown(rows, comparisons))
     return result
+
+
+def _run_record(row: BenchRow) -> str:
+    """A run file's text: the row, without ``params`` when the method ran with its defaults, so
+    that such a file is what it was before methods could be given parameters (and loads in an
+    older tunesift resuming the same folder)."""
+    record = asdict(row)
+    if not record["params"]:
+        del record["params"]
+    return json.dumps(record) + "\n"
 
 
 def _warm_head(cfg: Any, pool_texts: list[str], seed: int, say: Callable[[str], None]) -> Any:

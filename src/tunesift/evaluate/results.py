@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import statistics
 from collections import defaultdict
 from collections.abc import Sequence
@@ -41,6 +42,9 @@ class BenchRow:
     # per test item, in test-split order: "test_nll"/"test_tokens" (perplexity),
     # "correct"/"pred" (downstream accuracy); empty when the mode gives none
     per_item: dict[str, list[float]] = field(default_factory=dict)
+    # the method's parameters given to the run (``run_bench``'s ``method_params``); empty: its
+    # defaults
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 def markdown_table(rows: Sequence[BenchRow]) -> str:
@@ -197,6 +201,28 @@ def results_csv(rows: Sequence[BenchRow]) -> str:
     return buf.getvalue()
 
 
+def params_lines(rows: Sequence[BenchRow]) -> str:
+    """Markdown: the parameters each method's rows ran with, where some were given ("" when
+    every row ran with its method's defaults)."""
+    seen: dict[tuple[str, str], list[str]] = {}
+    for r in rows:
+        if r.params:
+            shown = ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(r.params.items()))
+            tasks = seen.setdefault((r.method, shown), [])
+            if r.task not in tasks:
+                tasks.append(r.task)
+    if not seen:
+        return ""
+    lines = ["Method parameters (the rows of the other methods ran with their defaults):", ""]
+    lines += [
+        f"- {method} ({', '.join(tasks)}): {shown}" for (method, shown), tasks in seen.items()
+    ]
+    return "\n".join(lines)
+
+
 def results_markdown(rows: Sequence[BenchRow], comparisons: Sequence[dict[str, Any]]) -> str:
-    """``results.md``: the mean ± std table, then the paired intervals."""
-    return markdown_table(rows) + "\n\n" + interval_table(comparisons) + "\n"
+    """``results.md``: the mean ± std table, the parameters given to methods (if any), then the
+    paired intervals."""
+    params = params_lines(rows)
+    middle = "\n\n" + params if params else ""
+    return markdown_table(rows) + middle + "\n\n" + interval_table(comparisons) + "\n"
