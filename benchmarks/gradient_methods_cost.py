@@ -1,17 +1,18 @@
-"""What LESS and TAGCOS cost per pool row on this machine, on real text (Debian fortunes).
+"""What LESS, TAGCOS and DsDm cost per pool row on this machine, on real text (Debian fortunes).
 
     python benchmarks/gradient_methods_cost.py [--model tinylm|smollm2|FOLDER] [--pool 200]
-        [--target 20] [--epochs 4] [--threads 1] [--methods less,tagcos]
+        [--target 20] [--epochs 4] [--threads 1] [--methods less,tagcos,dsdm]
 
 The pool is the first ``--pool`` fortunes of the ``computers`` and ``literature`` categories
 (alternating), the target ``--target`` other ``computers`` fortunes. Each method runs ``fit`` and
 ``score`` on the whole pool with its defaults except the model, the epochs, ``threads``, and a
 warm-up share that keeps at least 8 rows. Prints a markdown row per method: seconds for the fit
-(warm-up, plus TAGCOS's gradients, k-means and OMP), for scoring the pool, and per pool row and
-checkpoint (one forward and one backward pass and one projection: the unit that grows with the
-pool; LESS's from its scoring, TAGCOS's from its fit, which takes the pool's gradients and so
-includes the warm-up, k-means and OMP), and the share of the pool's top 10% that is ``computers`` (LESS's target; TAGCOS ignores
-it, 50% is the pool's share).
+(warm-up, plus TAGCOS's gradients, k-means and OMP; DsDm's pool and target gradients and
+kernels), for scoring the pool, and per pool row and checkpoint (one forward and one backward
+pass and one projection: the unit that grows with the pool; LESS's from its scoring, TAGCOS's and
+DsDm's from their fit, which takes the pool's gradients and so includes the warm-up, k-means and
+OMP, or the target's gradients and the kernels), and the share of the pool's top 10% that is
+``computers`` (LESS's and DsDm's target; TAGCOS ignores it, 50% is the pool's share).
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ def main() -> None:
         t2 = time.perf_counter()
         k = len(m.weights_)
         top = np.argsort(-scores, kind="stable")[: max(1, len(pool) // 10)]
+        # LESS takes the pool's gradients in score; TAGCOS and DsDm in fit (score reads them back)
         per = (t2 - t1) / (len(pool) * k) if name == "less" else (t1 - t0) / (len(pool) * k)
         print(
             f"| {name} | {args.model} | {len(pool)} | {k} | {t1 - t0:.1f} | {t2 - t1:.1f} | "

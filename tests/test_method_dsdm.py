@@ -10,6 +10,8 @@ so rows predicted to lower the target loss score above 0 and come first.
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -96,7 +98,12 @@ def test_dsdm_scores_new_rows_as_fit_scored_its_own(mixture):
     cached = m.score(pool)
     np.testing.assert_array_equal(cached, m.pool_scores_)
     m.digests_ = []  # forget them: every row is new
-    np.testing.assert_allclose(m.score(pool), cached, rtol=1e-6, atol=1e-12)
+    recomputed = m.score(pool)
+    np.testing.assert_allclose(recomputed, cached, rtol=1e-6, atol=1e-12)
+    # sent to an engine's worker: the LM is left behind and rebuilt there, same scores
+    clone = pickle.loads(pickle.dumps(m))
+    assert "_model_lm" not in vars(clone)
+    np.testing.assert_allclose(clone.score(pool[:4]), recomputed[:4], rtol=1e-9, atol=1e-15)
 
 
 def test_dsdm_refuses_bad_parameters_and_scoring_before_fit():

@@ -360,6 +360,11 @@ class DsDm(LESS):
         out[new] = (tau / n_ckpt) * (q_sum / n_ckpt)
         return out
 
+    def __getstate__(self) -> dict[str, Any]:
+        # the LM and the projector are rebuilt where the method lands (an engine's worker)
+        dropped = ("_model_lm", "_model_index", "_proj", "_proj_index")
+        return {k: v for k, v in vars(self).items() if k not in dropped}
+
     def diagnostics(self) -> dict[str, Any]:
         d: dict[str, Any] = {
             "model": self.model,
