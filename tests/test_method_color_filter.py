@@ -8,8 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from torch.nn import functional as F
+from tinylm_losses import network_with, transcribed_loss
 
 from tunesift.cli.main import main
 from tunesift.errors import TunesiftError
@@ -60,42 +59,16 @@ def test_color_filter_ranks_target_like_rows_first(mixture):
     np.testing.assert_array_equal(again.score(pool), scores)
 
 
-def _transcribed_loss(network, text: str, max_length: int) -> float:
-    """L(x): BOS then the UTF-8 bytes, cut to max_length; the mean over positions j of
-    -log softmax(logits_j)[x_{j+1}], in float64."""
-    ids = [256, *text.encode("utf-8")][:max_length]
-    if len(ids) < 2:
-        return 0.0
-    with torch.no_grad():
-        logits = network(torch.tensor([ids]))[0].double()
-    logp = F.log_softmax(logits, dim=-1)
-    return float(-np.mean([logp[j, ids[j + 1]].item() for j in range(len(ids) - 1)]))
-
-
-def _network_with(weights: np.ndarray, params: dict):
-    """The same LoRA-wrapped TinyLM as the method's, its adapters set to ``weights``."""
-    from tunesift.models.lora import LoRASpec
-    from tunesift.models.per_example_grads import load_flat_trainable, load_scoring_lm
-
-    spec = LoRASpec(r=params["lora_r"], alpha=params["lora_alpha"], dropout=0.0, target_modules=())
-    lm = load_scoring_lm(
-        "tinylm", max_length=params["max_length"], lora=spec, seed=params["seed"],
-        device=torch.device("cpu"),
-    )  # fmt: skip
-    load_flat_trainable(lm.model, weights)
-    return lm.model.eval()
-
-
 def test_color_filter_score_is_prior_loss_minus_conditional_loss(mixture):
     pool, _, target = mixture
     m = make_method("color-filter", prior_steps=3, steps=4, seed=5, **TINY).fit(pool, target)
     texts = [pool[0], pool[1], "", "x", "a much longer text " * 8, "é ü ß"]
     params = m.get_params()
-    prior = _network_with(m.prior_weights_, params)
-    cond = _network_with(m.conditional_weights_, params)
+    prior = network_with(m.prior_weights_, params)
+    cond = network_with(m.conditional_weights_, params)
     expected = [
-        _transcribed_loss(prior, t, params["max_length"])
-        - _transcribed_loss(cond, t, params["max_length"])
+        transcribed_loss(prior, t, params["max_length"])
+        - transcribed_loss(cond, t, params["max_length"])
         for t in texts
     ]
     np.testing.assert_allclose(m.score(texts), expected, rtol=0, atol=2e-5)

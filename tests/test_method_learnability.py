@@ -9,8 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from torch.nn import functional as F
+from tinylm_losses import network_with, transcribed_loss
 
 from tunesift.cli.main import main
 from tunesift.errors import TunesiftError
@@ -46,31 +45,6 @@ def test_learnability_ranks_learnable_rows_above_noise(planted):
     assert len(m.fit_rows_) == len(pool) and (np.diff(m.fit_rows_) > 0).all()
 
 
-def _transcribed_loss(network, text: str, max_length: int) -> float:
-    """L(x): BOS then the UTF-8 bytes, cut to max_length; the mean over positions j of
-    -log softmax(logits_j)[x_{j+1}], in float64."""
-    ids = [256, *text.encode("utf-8")][:max_length]
-    if len(ids) < 2:
-        return 0.0
-    with torch.no_grad():
-        logits = network(torch.tensor([ids]))[0].double()
-    logp = F.log_softmax(logits, dim=-1)
-    return float(-np.mean([logp[j, ids[j + 1]].item() for j in range(len(ids) - 1)]))
-
-
-def _network_with(weights: np.ndarray, params: dict):
-    from tunesift.models.lora import LoRASpec
-    from tunesift.models.per_example_grads import load_flat_trainable, load_scoring_lm
-
-    spec = LoRASpec(r=params["lora_r"], alpha=params["lora_alpha"], dropout=0.0, target_modules=())
-    lm = load_scoring_lm(
-        "tinylm", max_length=params["max_length"], lora=spec, seed=params["seed"],
-        device=torch.device("cpu"),
-    )  # fmt: skip
-    load_flat_trainable(lm.model, weights)
-    return lm.model.eval()
-
-
 def test_learnability_score_is_the_loss_before_minus_the_loss_after(planted):
     pool, _ = planted
     texts = [pool[0], pool[1], "", "z", "a much longer text " * 8]
@@ -78,19 +52,19 @@ def test_learnability_score_is_the_loss_before_minus_the_loss_after(planted):
         m = make_method("learnability", steps=3, seed=2, relative=relative, **TINY)
         m.fit(pool, None)
         params = m.get_params()
-        before = _network_with(m.before_weights_, params)
-        after = _network_with(m.after_weights_, params)
+        before = network_with(m.before_weights_, params)
+        after = network_with(m.after_weights_, params)
         expected = []
         for t in texts:
-            lb = _transcribed_loss(before, t, params["max_length"])
-            la = _transcribed_loss(after, t, params["max_length"])
+            lb = transcribed_loss(before, t, params["max_length"])
+            la = transcribed_loss(after, t, params["max_length"])
             expected.append(((lb - la) / lb if lb > 0 else 0.0) if relative else lb - la)
         np.testing.assert_allclose(m.score(texts), expected, rtol=0, atol=2e-5)
     # the model before is the one loaded: LoRA's B starts at zero, so the adapters do nothing
-    fresh = _network_with(m.before_weights_, params)
-    base = _network_with(np.zeros_like(m.before_weights_), params)
-    assert _transcribed_loss(fresh, pool[0], 48) == pytest.approx(
-        _transcribed_loss(base, pool[0], 48), abs=1e-9
+    fresh = network_with(m.before_weights_, params)
+    base = network_with(np.zeros_like(m.before_weights_), params)
+    assert transcribed_loss(fresh, pool[0], 48) == pytest.approx(
+        transcribed_loss(base, pool[0], 48), abs=1e-9
     )
 
 
