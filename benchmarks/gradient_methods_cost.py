@@ -20,18 +20,11 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from pathlib import Path
 
 import numpy as np
+from fortunes_mix import computers_vs_literature, print_table_header
 
 os.environ.setdefault("TQDM_DISABLE", "1")
-
-FORTUNE_DIR = Path("/usr/share/games/fortunes")
-
-
-def fortunes(category: str) -> list[str]:
-    text = (FORTUNE_DIR / category).read_text(encoding="utf-8", errors="replace")
-    return [t.strip() for t in text.split("\n%\n") if t.strip()]
 
 
 def main() -> None:
@@ -46,15 +39,11 @@ def main() -> None:
 
     from tunesift.methods import make_method
 
-    comp, lit = fortunes("computers"), fortunes("literature")
-    half = args.pool // 2
-    pool = [t for pair in zip(comp[:half], lit[:half], strict=True) for t in pair]
-    is_comp = np.tile([True, False], half)
-    target = comp[half : half + args.target]
-    print(
-        "| method | model | pool | checkpoints | fit s | score s | s per row x checkpoint | computers in top 10% |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
+    pool, is_comp, target = computers_vs_literature(args.pool, args.target)
+    print_table_header(
+        ["method", "model", "pool", "checkpoints", "fit s", "score s", "s per row x checkpoint",
+         "computers in top 10%"]
+    )  # fmt: skip
     for name in args.methods.split(","):
         m = make_method(
             name,

@@ -24,18 +24,10 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from pathlib import Path
 
-import numpy as np
+from fortunes_mix import computers_vs_literature, print_table_header
 
 os.environ.setdefault("TQDM_DISABLE", "1")
-
-FORTUNE_DIR = Path("/usr/share/games/fortunes")
-
-
-def fortunes(category: str) -> list[str]:
-    text = (FORTUNE_DIR / category).read_text(encoding="utf-8", errors="replace")
-    return [t.strip() for t in text.split("\n%\n") if t.strip()]
 
 
 def main() -> None:
@@ -52,16 +44,11 @@ def main() -> None:
     from tunesift.methods import make_method
     from tunesift.methods.base import PoolInfo
 
-    comp, lit = fortunes("computers"), fortunes("literature")
-    half = args.pool // 2
-    pool = [t for pair in zip(comp[:half], lit[:half], strict=True) for t in pair]
-    is_comp = np.tile([True, False], half)
-    target = comp[half : half + args.target]
-    print(
-        "| method | model | pool | steps | fit s | score s | score s per row "
-        "| score CPU s per row | computers in top 10% | fit CPU s per row |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    pool, is_comp, target = computers_vs_literature(args.pool, args.target)
+    print_table_header(
+        ["method", "model", "pool", "steps", "fit s", "score s", "score s per row",
+         "score CPU s per row", "computers in top 10%", "fit CPU s per row"]
+    )  # fmt: skip
     for name in args.methods.split(","):
         params = dict(model=args.model, steps=args.steps, threads=args.threads, device="cpu")
         if name == "color-filter":
