@@ -124,6 +124,8 @@ def test_bench_restricts_a_preset_and_rejects_unknown_names(capsys):
                            (["--methods", "nope"], "unknown method"),
                            (["--modes", "decoder"], "unknown mode"),
                            (["--budgets", "1,x"], "--budgets expects integers"),
+                           (["--methods", "gotd,random", "--against", "dsir"],
+                            "--against 'dsir' is not a method of this bench"),
                            (["--task-train", "a.jsonl"], "needs --pool and --task-test"),
                            (["--task-unlabeled", "u.jsonl"], "needs --task-train")):  # fmt: skip
         assert main(["bench", "--preset", "cpu", *flags, "-q"]) == 2
@@ -172,6 +174,35 @@ def test_intervals_against_random_and_baseline_from_per_item_arrays():
     line = next(x for x in table.splitlines() if x.startswith("| t | gotd | 100 | causal | acc"))
     assert line.count("*") == 2  # significant against both references, in points
     assert "[+" in line and not line.endswith(" t |")
+
+
+def test_against_adds_a_paired_reference_method_beside_random():
+    rng = random.Random(1)
+    rows = []
+    for seed in (0, 1, 2):
+        for method, shift, acc in ((BASELINE, 0.0, 0.5), ("random", 0.0, 0.5),
+                                   ("dsir", 0.05, 0.6), ("gotd", 0.15, 0.8)):  # fmt: skip
+            items = _causal_items(rng, 200, shift, acc)
+            rows.append(_row(method, seed, _metrics(items), items))
+    comps = compare_rows(rows, n_boot=300, against=("dsir",))
+    got = {(c["method"], c["reference"], c["metric"]): c for c in comps}
+    assert ("dsir", "dsir", "accuracy") not in got and ("random", "dsir", "accuracy") in got
+    # gotd − dsir is the same paired statistic as gotd − random, against another row
+    direct = compare_rows([r for r in rows if r.method in ("gotd", "dsir")], n_boot=300)
+    assert direct == []  # neither random nor the baseline: nothing to pair with by default
+    gd = got[("gotd", "dsir", "accuracy")]["absolute"]
+    gr = got[("gotd", "random", "accuracy")]["absolute"]
+    assert gd["significant"] and 0 < gd["estimate"] < gr["estimate"]
+    assert compare_rows(rows, n_boot=300) == [c for c in comps if c["reference"] != "dsir"]
+    header = next(x for x in interval_table(comps).splitlines() if x.startswith("| task"))
+    assert header.endswith(
+        "| − random | − dsir | − no-pre-fine-tuning |".replace("no-pre-fine-tuning", BASELINE)
+    )
+    line = next(x for x in interval_table(comps).splitlines()
+                if x.startswith("| t | gotd | 100 | causal | accuracy"))  # fmt: skip
+    assert line.count("*") == 3
+    spec = restrict(PRESETS["causal"], methods=["gotd", "dsir", "random"], against=["dsir"])
+    assert spec.against == ("dsir",)
 
 
 def test_no_per_item_arrays_fall_back_to_a_t_interval():

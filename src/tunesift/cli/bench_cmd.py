@@ -44,6 +44,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budgets", metavar="N,M", help="override the preset's budgets (documents)")
     p.add_argument("--seeds", metavar="S,T", help="override the preset's seeds")
     p.add_argument(
+        "--against", metavar="A,B",
+        help="also compare every method with these methods of the bench (paired intervals, as "
+        "against random), e.g. --against dsir to see GOT-D minus DSIR",
+    )  # fmt: skip
+    p.add_argument(
         "--param", action="append", default=[], metavar="METHOD.NAME=VALUE",
         help="a method's hyper-parameter (repeatable, as compare's), e.g. less.model=tinylm; "
         "it joins that method's run keys only, so the other methods' finished runs are reused",
@@ -129,7 +134,7 @@ def _protocol(args: argparse.Namespace) -> tuple[Any, Any]:
     preset = restrict(
         PRESETS[args.preset or ("causal" if given else "cpu")], tasks=_csv(args.tasks),
         methods=_csv(args.methods), modes=_csv(args.modes), budgets=_ints(args.budgets, "--budgets"),
-        seeds=_ints(args.seeds, "--seeds"),
+        seeds=_ints(args.seeds, "--seeds"), against=_csv(args.against),
     )  # fmt: skip
     if not given:
         return None, preset

@@ -386,7 +386,7 @@ def run_bench(
                     say(f"{task.name} {name} k={budget} seed={seed} {mode}: "
                         + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))  # fmt: skip
     say(f"{executed} runs computed, {reused} loaded from {out / 'runs'}")
-    comparisons = compare_rows(rows, n_boot=spec.n_boot)
+    comparisons = compare_rows(rows, n_boot=spec.n_boot, against=spec.against)
     env["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     result = {
         "preset": asdict(spec),

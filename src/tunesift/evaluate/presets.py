@@ -57,6 +57,9 @@ class Preset:
     # only these of ``tasks`` run (``restrict``); the pool still excludes every task's texts,
     # so a preset run in parts draws the same pool
     only_tasks: tuple[str, ...] = ()
+    # methods every other method is also compared with (paired, as against random), e.g. a
+    # simpler selector; not part of any run's key, so it can be set on a finished bench
+    against: tuple[str, ...] = ()
 
     def target_size(self) -> int:
         return self.target_per_label or max(1, self.train_per_label // 2)
@@ -130,8 +133,10 @@ def restrict(
     modes: Sequence[str] | None = None,
     budgets: Sequence[int] | None = None,
     seeds: Sequence[int] | None = None,
+    against: Sequence[str] | None = None,
 ) -> Preset:
-    """The preset with only some of its tasks, or other methods, modes, budgets or seeds."""
+    """The preset with only some of its tasks, or other methods, modes, budgets or seeds, or
+    more references to compare every method with (``against``: methods of the bench)."""
     changes: dict[str, Any] = {}
     if tasks:
         known = [t.source for t in spec.tasks]
@@ -158,4 +163,12 @@ def restrict(
         changes["budgets"] = tuple(budgets)
     if seeds:
         changes["seeds"] = tuple(seeds)
+    if against:
+        run = changes.get("methods", spec.methods)
+        bad = [m for m in against if m not in run]
+        if bad:
+            raise TunesiftError(
+                f"--against {bad[0]!r} is not a method of this bench; it runs {', '.join(run)}"
+            )
+        changes["against"] = tuple(dict.fromkeys(against))
     return dataclasses.replace(spec, **changes) if changes else spec

@@ -115,10 +115,13 @@ def _paired(
     return {"seeds": seeds, "absolute": t.to_dict(), "percent": None}
 
 
-def compare_rows(rows: Sequence[BenchRow], n_boot: int = 2000) -> list[dict[str, Any]]:
-    """Every row group (task, method, budget, mode) against ``random`` at the same budget and
-    against the baseline, per compared metric, paired by seed (and by test item where the rows
-    carry per-item arrays: a two-level bootstrap; else a t-interval over seeds)."""
+def compare_rows(
+    rows: Sequence[BenchRow], n_boot: int = 2000, against: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """Every row group (task, method, budget, mode) against ``random`` at the same budget, each
+    method of ``against`` at the same budget, and the baseline, per compared metric, paired by
+    seed (and by test item where the rows carry per-item arrays: a two-level bootstrap; else a
+    t-interval over seeds)."""
     by: dict[tuple[str, str, int | None, str], dict[int, BenchRow]] = defaultdict(dict)
     for r in rows:
         by[(r.task, r.method, r.budget, r.mode)][r.seed] = r
@@ -126,7 +129,8 @@ def compare_rows(rows: Sequence[BenchRow], n_boot: int = 2000) -> list[dict[str,
     for (task, method, budget, mode), runs in by.items():
         if method == BASELINE:
             continue
-        refs = [(RANDOM, by.get((task, RANDOM, budget, mode)))] if method != RANDOM else []
+        refs = [(ref, by.get((task, ref, budget, mode)))
+                for ref in dict.fromkeys((RANDOM, *against)) if ref != method]  # fmt: skip
         refs.append((BASELINE, by.get((task, BASELINE, None, mode))))
         metrics = [m for m in COMPARED if m in next(iter(runs.values())).metrics]
         for ref_name, ref in refs:
@@ -162,11 +166,14 @@ def _cell(c: dict[str, Any] | None, scale: float) -> str:
 
 
 def interval_table(comparisons: Sequence[dict[str, Any]]) -> str:
-    """Markdown: each method minus random and minus the baseline, 95% intervals."""
+    """Markdown: each method minus random, minus any further reference method (``compare_rows``'s
+    ``against``) and minus the baseline, 95% intervals."""
     groups: dict[tuple[str, str, int | None, str, str], dict[str, dict[str, Any]]] = {}
     for c in comparisons:
         key = (c["task"], c["method"], c["budget"], c["mode"], c["metric"])
         groups.setdefault(key, {})[c["reference"]] = c
+    refs_seen = list(dict.fromkeys(c["reference"] for c in comparisons))
+    columns = [RANDOM, *[r for r in refs_seen if r not in (RANDOM, BASELINE)], BASELINE]
     lines = [
         "Paired differences, method − reference on the same seeds and test items: mean "
         "[95% interval]; `*` significant (the interval excludes 0); perplexity also in % of the "
@@ -174,15 +181,15 @@ def interval_table(comparisons: Sequence[dict[str, Any]]) -> str:
         "two-level bootstrap (seeds, then test items), or `t` over seeds where a run kept no "
         "per-item scores.",
         "",
-        f"| task | method | budget | mode | metric | − {RANDOM} | − {BASELINE} |",
-        "|---|---|---|---|---|---|---|",
+        "| task | method | budget | mode | metric | "
+        + " | ".join(f"− {c}" for c in columns)
+        + " |",
+        "|---|---|---|---|---|" + "---|" * len(columns),
     ]
     for (task, method, budget, mode, metric), refs in groups.items():
         scale = 1.0 if metric in LOWER_IS_BETTER else 100.0
-        lines.append(
-            f"| {task} | {method} | {budget or '-'} | {mode} | {metric} | "
-            f"{_cell(refs.get(RANDOM), scale)} | {_cell(refs.get(BASELINE), scale)} |"
-        )
+        cells = " | ".join(_cell(refs.get(c), scale) for c in columns)
+        lines.append(f"| {task} | {method} | {budget or '-'} | {mode} | {metric} | {cells} |")
     return "\n".join(lines)
 
 
