@@ -132,6 +132,12 @@ class Method(ABC):
             p.name for p in sig.parameters.values() if p.name != "self" and p.kind in kinds
         )
 
+    def _keep_init_args(self, args: dict[str, Any]) -> None:
+        """Keep every ``__init__`` argument under its own name, unchanged (an ``__init__`` calls
+        ``self._keep_init_args(locals())``): the signature stays the one list of parameters."""
+        for name in self._init_param_names():
+            setattr(self, name, args[name])
+
     @classmethod
     def default_params(cls) -> dict[str, Any]:
         """Each ``__init__`` parameter's default: the one place a method's defaults live."""

@@ -99,6 +99,8 @@ class ColorFilter(LossGapMethod):
     """
 
     name = "color-filter"
+    #: the parameters the base class does not declare (``__init__`` keeps them all)
+    prior_steps: int
 
     def __init__(
         self,
@@ -116,19 +118,7 @@ class ColorFilter(LossGapMethod):
         threads: int | None = None,
         progress: bool = False,
     ):
-        self.model = model
-        self.max_length = max_length
-        self.prior_steps = prior_steps
-        self.steps = steps
-        self.batch_size = batch_size
-        self.lr = lr
-        self.warmup_ratio = warmup_ratio
-        self.lora_r = lora_r
-        self.lora_alpha = lora_alpha
-        self.seed = seed
-        self.device = device
-        self.threads = threads
-        self.progress = progress
+        self._keep_init_args(locals())
         self._check_params()
 
     def _check_params(self) -> None:
@@ -149,9 +139,7 @@ class ColorFilter(LossGapMethod):
         if self.prior_steps:
             if pool is None or len(pool) == 0:
                 raise TunesiftError("color-filter's prior_steps need the pool's texts")
-            rng = np.random.default_rng([self.seed, _PRIOR_SAMPLE])
-            k = min(len(pool), self.prior_steps * self.batch_size)
-            picked = np.sort(rng.choice(len(pool), size=k, replace=False))
+            picked = self._pool_sample(len(pool), self.prior_steps, _PRIOR_SAMPLE)
             rows = self._rows([pool[i] for i in picked.tolist()])
             prior_losses = self._fine_tune(rows, self.prior_steps, "CoLoR-Filter prior")
         prior = self._state()

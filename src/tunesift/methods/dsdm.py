@@ -78,8 +78,6 @@ import numpy as np
 from tunesift.errors import TunesiftError
 from tunesift.methods.less import LESS, is_int, is_real
 
-#: the warm-up sample's stream: LESS's (0x1E55), so model 0 warms up on LESS's share of the pool
-_WARMUP_SAMPLE = 0x1E55
 #: derives the seeds of models 1, 2... from the run's seed ("D5D0")
 _MODEL_STREAM = 0xD5D0
 #: checkpoint k's projector is seeded ``seed + _PROJ_STRIDE * k`` (TRAK: seed + 1e4 x model id)
@@ -132,6 +130,9 @@ class DsDm(LESS):
     """
 
     name = "dsdm"
+    #: the parameters the base class does not declare (``__init__`` keeps them all)
+    n_models: int
+    lambda_reg: float
     # built on first use in this process, never saved (the fitted state rebuilds them)
     _model_lm: Any = None
     _model_index: int | None = None
@@ -158,26 +159,7 @@ class DsDm(LESS):
         threads: int | None = None,
         progress: bool = False,
     ):
-        super().__init__(
-            model=model,
-            warmup_fraction=warmup_fraction,
-            epochs=epochs,
-            lr=lr,
-            batch_size=batch_size,
-            warmup_ratio=warmup_ratio,
-            lora_r=lora_r,
-            lora_alpha=lora_alpha,
-            lora_dropout=lora_dropout,
-            lora_target_modules=lora_target_modules,
-            projection_dim=projection_dim,
-            max_length=max_length,
-            seed=seed,
-            device=device,
-            threads=threads,
-            progress=progress,
-        )
-        self.n_models = n_models
-        self.lambda_reg = lambda_reg
+        self._keep_init_args(locals())
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -204,18 +186,8 @@ class DsDm(LESS):
     def _lm_for(self, m: int, seed: int, fresh: bool = False) -> Any:
         """Model m's LoRA-wrapped LM (TinyLM's weights come from its seed), built once."""
         if fresh or self._model_lm is None or self._model_index != m:
-            from tunesift.models.device import resolve_device
-            from tunesift.models.per_example_grads import load_scoring_lm
-
             self._model_lm = None  # free the previous one first (SmolLM2: 0.5 GB)
-            self._device = resolve_device(self.device)
-            self._model_lm = load_scoring_lm(
-                self.model,
-                max_length=int(self.max_length),
-                lora=self._lora_spec(),
-                seed=seed,
-                device=self._device,
-            )
+            self._model_lm = self._load_lm(seed)
             self._model_index = m
         return self._model_lm
 
@@ -251,7 +223,6 @@ class DsDm(LESS):
     def fit(self, pool: list[str], target: list[str]) -> DsDm:
         """Warm up every model; at each checkpoint take the pool's and the target's features,
         solve the kernel against the target's mean feature and score the pool rows."""
-        from tunesift.models.per_example_grads import warmup
         from tunesift.models.seeds import run_scope
 
         self._check_params()
@@ -259,12 +230,9 @@ class DsDm(LESS):
             raise TunesiftError("the pool is empty: DsDm needs pool texts", param="pool")
         if not target:
             raise TunesiftError("the target is empty: DsDm needs target texts", param="target")
-        codes = self._target_codes
-        if codes is None or len(codes) != len(target):
-            codes = np.zeros(len(target), dtype=np.int64)
+        codes = self._target_task_codes(len(target))
         tasks = np.unique(codes)
         seeds = [self._model_seed(m) for m in range(int(self.n_models))]
-        n_warm = max(1, int(round(self.warmup_fraction * len(pool))))
         weights: list[np.ndarray] = []
         models: list[int] = []
         steps: list[int] = []
@@ -279,20 +247,9 @@ class DsDm(LESS):
             lm = self._lm_for(m, seed, fresh=True)
             pool_rows = [lm.encode(t) for t in pool]
             target_rows = [lm.encode(t) for t in target]
-            rng = np.random.default_rng([seed, _WARMUP_SAMPLE])
-            rows = np.sort(rng.choice(len(pool), size=n_warm, replace=False))
+            rows = self._warmup_sample(len(pool), seed)
             with run_scope(self.threads, self._device):
-                checkpoints, losses = warmup(
-                    lm,
-                    [pool_rows[i] for i in rows],
-                    epochs=int(self.epochs),
-                    batch_size=int(self.batch_size),
-                    lr=float(self.lr),
-                    warmup_ratio=float(self.warmup_ratio),
-                    seed=seed,
-                    device=self._device,
-                    show_progress=bool(self.progress),
-                )
+                checkpoints, losses = self._run_warmup(lm, [pool_rows[i] for i in rows], seed)
                 for c in checkpoints:
                     k = len(weights)
                     phi, q = self._log_odds_features(

@@ -81,6 +81,8 @@ class Learnability(LossGapMethod):
     """
 
     name = "learnability"
+    #: the parameters the base class does not declare (``__init__`` keeps them all)
+    relative: bool
 
     def __init__(
         self,
@@ -98,19 +100,7 @@ class Learnability(LossGapMethod):
         threads: int | None = None,
         progress: bool = False,
     ):
-        self.model = model
-        self.max_length = max_length
-        self.steps = steps
-        self.batch_size = batch_size
-        self.lr = lr
-        self.warmup_ratio = warmup_ratio
-        self.relative = relative
-        self.lora_r = lora_r
-        self.lora_alpha = lora_alpha
-        self.seed = seed
-        self.device = device
-        self.threads = threads
-        self.progress = progress
+        self._keep_init_args(locals())
         self._check_params()
 
     def _check_params(self) -> None:
@@ -127,11 +117,9 @@ class Learnability(LossGapMethod):
             raise TunesiftError("learnability needs the pool's texts to fine-tune on")
         self._lm = None  # a refit starts again from the base model
         before = self._state()
-        rng = np.random.default_rng([self.seed, _FIT_SAMPLE])
-        k = min(len(pool), self.steps * self.batch_size)
-        picked = np.sort(rng.choice(len(pool), size=k, replace=False)) if k else np.zeros(0, int)
+        picked = self._pool_sample(len(pool), self.steps, _FIT_SAMPLE)
         losses = np.zeros(0)
-        if k:
+        if len(picked):
             rows = self._rows([pool[i] for i in picked.tolist()])
             losses = self._fine_tune(rows, self.steps, "learnability fine-tune")
         self.before_weights_ = before

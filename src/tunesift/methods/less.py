@@ -225,19 +225,23 @@ class LESS(Method):
         """The LoRA-wrapped model, built once per process (not part of the fitted state)."""
         lm = self._lm
         if lm is None:
-            from tunesift.models.device import resolve_device
-            from tunesift.models.per_example_grads import load_scoring_lm
-
-            device = resolve_device(self.device)
-            lm = load_scoring_lm(
-                self.model,
-                max_length=int(self.max_length),
-                lora=self._lora_spec(),
-                seed=int(self.seed),
-                device=device,
-            )
-            self._lm, self._device = lm, device
+            lm = self._lm = self._load_lm(int(self.seed))
         return lm
+
+    def _load_lm(self, seed: int) -> Any:
+        """A new LoRA-wrapped scoring LM (TinyLM's weights drawn from ``seed``) on the resolved
+        device (kept in ``_device``): LESS's one model, and each of DsDm's."""
+        from tunesift.models.device import resolve_device
+        from tunesift.models.per_example_grads import load_scoring_lm
+
+        self._device = resolve_device(self.device)
+        return load_scoring_lm(
+            self.model,
+            max_length=int(self.max_length),
+            lora=self._lora_spec(),
+            seed=seed,
+            device=self._device,
+        )
 
     def _projector(self, n_params: int) -> Any:
         from tunesift.models.projection import Projector
@@ -255,9 +259,7 @@ class LESS(Method):
         self._check_params()
         if not target:
             raise TunesiftError("the target is empty: LESS needs target texts", param="target")
-        codes = self._target_codes
-        if codes is None or len(codes) != len(target):
-            codes = np.zeros(len(target), dtype=np.int64)
+        codes = self._target_task_codes(len(target))
         tasks = np.unique(codes)
         self._warm_up(pool)
         lm = self._scoring_lm()
@@ -273,30 +275,51 @@ class LESS(Method):
         self.target_tasks_ = tasks
         return self
 
+    def _target_task_codes(self, n_target: int) -> np.ndarray:
+        """Each target row's task code: the runner's (``set_target_tasks``), or one task 0."""
+        codes = self._target_codes
+        if codes is None or len(codes) != n_target:
+            codes = np.zeros(n_target, dtype=np.int64)
+        return codes
+
+    def _warmup_sample(self, pool_size: int, seed: int) -> np.ndarray:
+        """The pool rows a warm-up trains on: a seeded ``warmup_fraction`` of them (at least
+        one), in pool order (DsDm's model 0, seeded like LESS, warms up on LESS's rows)."""
+        rng = np.random.default_rng([seed, _WARMUP_SAMPLE])
+        n_warm = max(1, int(round(self.warmup_fraction * pool_size)))
+        return np.sort(rng.choice(pool_size, size=n_warm, replace=False))
+
+    def _run_warmup(self, lm: Any, rows: list[list[int]], seed: int) -> tuple[list[Any], Any]:
+        """LoRA training of ``lm`` on the token ``rows`` with this method's schedule: the
+        checkpoints (weights, Adam's moments, mean learning rate) and the step losses. The
+        caller holds the ``run_scope``."""
+        from tunesift.models.per_example_grads import warmup
+
+        return warmup(
+            lm,
+            rows,
+            epochs=int(self.epochs),
+            batch_size=int(self.batch_size),
+            lr=float(self.lr),
+            warmup_ratio=float(self.warmup_ratio),
+            seed=seed,
+            device=self._device,
+            show_progress=bool(self.progress),
+        )
+
     def _warm_up(self, pool: list[str]) -> None:
         """LoRA on a seeded random ``warmup_fraction`` of ``pool``; sets the checkpoints'
         attributes (``weights_``, ``exp_avg_``, ``exp_avg_sq_``, ``checkpoint_weights_``...)."""
-        from tunesift.models.per_example_grads import warmup
         from tunesift.models.seeds import run_scope
 
         if not pool:
             raise TunesiftError(f"the pool is empty: {self.name} needs pool texts", param="pool")
-        rng = np.random.default_rng([int(self.seed), _WARMUP_SAMPLE])
-        n_warm = max(1, int(round(self.warmup_fraction * len(pool))))
-        rows = np.sort(rng.choice(len(pool), size=n_warm, replace=False))
+        rows = self._warmup_sample(len(pool), int(self.seed))
         self._lm = None  # a refit warms up from the base model again, with the current parameters
         lm = self._scoring_lm()
         with run_scope(self.threads, self._device):
-            checkpoints, losses = warmup(
-                lm,
-                [lm.encode(pool[i]) for i in rows],
-                epochs=int(self.epochs),
-                batch_size=int(self.batch_size),
-                lr=float(self.lr),
-                warmup_ratio=float(self.warmup_ratio),
-                seed=int(self.seed),
-                device=self._device,
-                show_progress=bool(self.progress),
+            checkpoints, losses = self._run_warmup(
+                lm, [lm.encode(pool[i]) for i in rows], int(self.seed)
             )
         self.weights_ = np.stack([c.weights for c in checkpoints])
         self.exp_avg_ = np.stack([c.exp_avg for c in checkpoints])

@@ -115,6 +115,16 @@ class LossGapMethod(Method):
         lm = self._scoring_lm()
         return [lm.encode(t) for t in texts]
 
+    def _pool_sample(self, pool_size: int, steps: int, stream: int) -> np.ndarray:
+        """The pool rows a fine-tune of ``steps`` updates trains on: ``steps * batch_size`` of
+        them (all when the pool is smaller), drawn without replacement from the run's seed and
+        ``stream``, in pool order."""
+        rng = np.random.default_rng([self.seed, stream])
+        k = min(pool_size, steps * self.batch_size)
+        if not k:
+            return np.zeros(0, dtype=np.int64)
+        return np.sort(rng.choice(pool_size, size=k, replace=False))
+
     def _fine_tune(
         self,
         rows: Sequence[Sequence[int]],

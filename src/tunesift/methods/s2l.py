@@ -185,6 +185,11 @@ class S2L(LossGapMethod):
     """
 
     name = "s2l"
+    #: the parameters the base class does not declare (``__init__`` keeps them all)
+    n_clusters: int
+    n_checkpoints: int
+    min_cluster_size: int
+    fit_sample: int
 
     def __init__(
         self,
@@ -205,22 +210,7 @@ class S2L(LossGapMethod):
         threads: int | None = None,
         progress: bool = False,
     ):
-        self.n_clusters = n_clusters
-        self.n_checkpoints = n_checkpoints
-        self.min_cluster_size = min_cluster_size
-        self.model = model
-        self.max_length = max_length
-        self.steps = steps
-        self.batch_size = batch_size
-        self.lr = lr
-        self.warmup_ratio = warmup_ratio
-        self.lora_r = lora_r
-        self.lora_alpha = lora_alpha
-        self.fit_sample = fit_sample
-        self.seed = seed
-        self.device = device
-        self.threads = threads
-        self.progress = progress
+        self._keep_init_args(locals())
         self._check_params()
 
     def _check_params(self) -> None:

@@ -109,6 +109,10 @@ class TAGCOS(LESS):
     """
 
     name = "tagcos"
+    #: the parameters the base class does not declare (``__init__`` keeps them all)
+    n_clusters: int
+    omp_lambda: float
+    omp_tol: float
 
     def __init__(
         self,
@@ -132,27 +136,7 @@ class TAGCOS(LESS):
         threads: int | None = None,
         progress: bool = False,
     ):
-        super().__init__(
-            model=model,
-            warmup_fraction=warmup_fraction,
-            epochs=epochs,
-            lr=lr,
-            batch_size=batch_size,
-            warmup_ratio=warmup_ratio,
-            lora_r=lora_r,
-            lora_alpha=lora_alpha,
-            lora_dropout=lora_dropout,
-            lora_target_modules=lora_target_modules,
-            projection_dim=projection_dim,
-            max_length=max_length,
-            seed=seed,
-            device=device,
-            threads=threads,
-            progress=progress,
-        )
-        self.n_clusters = n_clusters
-        self.omp_lambda = omp_lambda
-        self.omp_tol = omp_tol
+        self._keep_init_args(locals())
 
     def _check_params(self) -> None:
         super()._check_params()
