@@ -38,6 +38,7 @@ FLAGS: dict[str, str] = {
     "Comparison.write.path": "--save",
     "UserTask.unlabeled": "--task-unlabeled",
     "run_bench.method_params": "--param",
+    "against": "--against",
     "overwrite": "--overwrite",
     "load_tasks_model.model": "--model",
 }

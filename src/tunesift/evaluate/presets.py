@@ -168,7 +168,8 @@ def restrict(
         bad = [m for m in against if m not in run]
         if bad:
             raise TunesiftError(
-                f"--against {bad[0]!r} is not a method of this bench; it runs {', '.join(run)}"
+                f"against {bad[0]!r} is not a method of this bench; it runs {', '.join(run)}",
+                param="against",
             )
         changes["against"] = tuple(dict.fromkeys(against))
     return dataclasses.replace(spec, **changes) if changes else spec
