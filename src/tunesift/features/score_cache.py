@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,16 @@ def data_fingerprint(x: Any) -> str | None:
     if isinstance(fp, str):
         return fp
     h = hashlib.sha256()
+    if isinstance(x, np.memmap) and x.filename:
+        # a memory-mapped file (user-given .npy features): its identity as a file, as the corpus
+        # fingerprint does, not its bytes (hashing 15 GB of features took longer than scoring
+        # them on a GPU)
+        st = os.stat(x.filename)
+        h.update(
+            f"memmap {os.path.realpath(x.filename)}\0{st.st_size}\0{st.st_mtime_ns}\0"
+            f"{x.offset}\0{x.dtype.str}\0{x.shape}\0{x.strides}".encode()
+        )
+        return h.hexdigest()
     if isinstance(x, np.ndarray):
         h.update(f"array {x.dtype.str} {x.shape}\0".encode())
         for start in range(0, len(x), 65536):

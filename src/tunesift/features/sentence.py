@@ -15,6 +15,9 @@ from tunesift.models.device import resolve_device
 from tunesift.models.loaders import minilm_path as minilm_path  # public here as before
 from tunesift.paths import default_cache_dir
 
+# the torch backend's compute precisions, with their tags in the featurizer id
+DTYPES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
+
 
 def folder_digest(path: Path) -> str:
     """A cheap fingerprint of a model folder: config files' bytes and weight files' sizes."""
@@ -60,6 +63,11 @@ class SentenceEncoder:
     same vectors to ~1e-7) or ``"onnx-int8"`` (int8 weight MatMuls; measured quality in
     docs/benchmarks.md). The ONNX model is exported once into ``cache_dir``
     (``features/sentence_onnx.py``); the backend is part of the id, hence of the cache key.
+
+    ``dtype`` runs the torch backend's model in ``"float32"`` (default), ``"float16"`` or
+    ``"bfloat16"`` (meant for CUDA, where half precision is several times faster; measured
+    speed and cosine to float32 in docs/benchmarks.md). The weights are cast to it whatever
+    precision the folder stores them in, and a half-precision dtype is part of the id.
     """
 
     def __init__(
@@ -70,7 +78,20 @@ class SentenceEncoder:
         normalize: bool = True,
         backend: str = "torch",
         cache_dir: Path | None = None,
+        dtype: str = "float32",
     ):
+        if dtype not in DTYPES:
+            raise TunesiftError(
+                f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}",
+                param="dtype",
+                func="SentenceEncoder",
+            )
+        if dtype != "float32" and backend != "torch":
+            raise TunesiftError(
+                f"dtype {dtype} needs backend=torch (the {backend} backend has its own precision)",
+                param="dtype",
+                func="SentenceEncoder",
+            )
         if backend not in BACKENDS:
             raise TunesiftError(
                 f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}",
@@ -92,6 +113,7 @@ class SentenceEncoder:
         self.max_seq_length = max_seq_length
         self.normalize = normalize
         self.backend = backend
+        self.dtype = dtype
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         msl = max_seq_length if max_seq_length is not None else "default"
         unit = normalize or has_normalize_module(path)
@@ -100,6 +122,8 @@ class SentenceEncoder:
             from tunesift.features.sentence_onnx import runtime_tag
 
             self.id += f":{backend}-{runtime_tag()}"
+        if dtype != "float32":  # float32 keeps the id of earlier versions
+            self.id += f":{DTYPES[dtype]}"
         self._model = None
         self._onnx = None
 
@@ -136,6 +160,9 @@ class SentenceEncoder:
                 ) from None
             if self.max_seq_length is not None:
                 self._model.max_seq_length = self.max_seq_length
+            import torch
+
+            self._model.to(getattr(torch, self.dtype))  # a no-op for float32 weights
         return self._model
 
     def onnx_model(self):
@@ -171,11 +198,12 @@ class SentenceEncoder:
     @property
     def batch_size(self) -> int:
         """Measured on the 2-core CPU (benchmarks/featurize_throughput.py --sweep): batch 16 gave
-        79 docs/s against 61-67 at 64 and 51-53 at 128 (less padding per batch); on a GPU, large
-        batches pay (128, not yet measured here). ONNX: batch 16 as well (the same padding)."""
+        79 docs/s against 61-67 at 64 and 51-53 at 128 (less padding per batch); on one H200
+        (benchmarks/gpu_embed.py, float32) batch 256 gave 4,239 docs/s against 3,783 at 128 and
+        3,969 at 512. ONNX: batch 16 as well (the same padding)."""
         if self.backend != "torch":
             return 16
-        return 16 if resolve_device(self.device).type == "cpu" else 128
+        return 16 if resolve_device(self.device).type == "cpu" else 256
 
     @property
     def dim(self) -> int:

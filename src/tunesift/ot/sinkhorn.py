@@ -16,7 +16,16 @@ Implementation notes:
 - The cost is computed block by block (pool rows) with one GEMM per block,
   C = ||x||^2 + ||y||^2 - 2 x y^T, and cached between iterations only when it fits in
   ``max_cache_bytes``; otherwise it is recomputed each iteration. No N x M buffer beyond one block
-  and the optional cache is ever allocated.
+  and the optional cache is ever allocated. The default limit depends on the device
+  (``cost_cache_limit``): 2 GiB of RAM on the CPU, half the free memory of a CUDA device (an H200
+  caches a 1M x 5k cost, 20 GB, instead of recomputing it every iteration). Blocks are 4,096 rows
+  on the CPU and up to 2^28 cost entries (1 GiB) on a GPU (``default_block_rows``).
+- On a CUDA device with Triton, the g-pass is two fused kernels per block (``ot/kernels.py``:
+  an online log-sum-exp per row, then column sums from per-tile partials), the same update with
+  two reads of the cost instead of about ten; ``TUNESIFT_TRITON=0`` keeps the PyTorch ops.
+- Scoring on a GPU (``c_transform``) streams host rows through two pinned buffers: threads copy
+  block k+1 out of the (often memory-mapped) features while the GPU copies and scores block k on
+  its own streams; scores stay on the device until one copy back at the end.
 - Costs are stored divided by eps. One iteration is one pass over the blocks, with ONE exp per
   cost entry: for a block, T_ji = (h_i - C_ij)/eps with h = f + eps log a; E = exp(T - max_i T)
   gives the row sums r_j, hence g_j = -eps (max_i T_ji + log r_j); and since the rows of E / r
@@ -40,6 +49,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -51,6 +61,43 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_BLOCK_ROWS = 4096
 DEFAULT_MAX_CACHE_BYTES = 2 * 1024**3
+# on a CUDA device: cache the cost when it takes at most this share of the free device memory
+CUDA_CACHE_FRACTION = 0.5
+# on a CUDA device: blocks of up to this many cost entries (2^28 float32 = 1 GiB)
+CUDA_BLOCK_ENTRIES = 2**28
+# host threads that copy pool rows into pinned memory for the GPU
+COPY_THREADS = 8
+
+
+def cost_cache_limit(device: torch.device) -> tuple[int, str]:
+    """The default ``max_cache_bytes`` on ``device``, and the rule it came from (for sidecars).
+
+    The CPU keeps a fixed 2 GiB of RAM (selections there stay byte-identical to earlier
+    versions); a CUDA device caches up to ``CUDA_CACHE_FRACTION`` of its free memory.
+    """
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        limit = int(CUDA_CACHE_FRACTION * free)
+        return limit, f"{CUDA_CACHE_FRACTION:.0%} of free CUDA memory ({free / 2**30:.1f} GiB free)"
+    return DEFAULT_MAX_CACHE_BYTES, "2 GiB (CPU)"
+
+
+def _fused(device: torch.device) -> Any:
+    """The fused Triton kernels module where the g-pass can use it (CUDA with Triton), else
+    None; imported only then, so a CPU run never pays for importing Triton."""
+    if device.type != "cuda":
+        return None
+    from tunesift.ot import kernels
+
+    return kernels if kernels.available() else None
+
+
+def default_block_rows(device: torch.device, m: int) -> int:
+    """Pool rows per cost block: 4,096 on the CPU; on a GPU, blocks of about 1 GiB (fewer
+    launches, full occupancy), never fewer than 4,096 rows."""
+    if device.type == "cuda":
+        return max(DEFAULT_BLOCK_ROWS, CUDA_BLOCK_ENTRIES // max(m, 1))
+    return DEFAULT_BLOCK_ROWS
 
 
 def _as_tensor(x: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -193,8 +240,9 @@ class SinkhornResult:
     cost_cached: bool
     momentum_used: bool
     error_history: list[float] = field(default_factory=list)
+    cost_cache_rule: str = ""
 
-    def diagnostics(self) -> dict[str, float | int | bool]:
+    def diagnostics(self) -> dict[str, float | int | bool | str]:
         return {
             "eps": self.eps,
             "iterations": self.n_iter,
@@ -203,6 +251,7 @@ class SinkhornResult:
             "ot_cost": self.cost,
             "seconds": self.seconds,
             "cost_cached": self.cost_cached,
+            "cost_cache_limit": self.cost_cache_rule,
             "momentum_used": self.momentum_used,
         }
 
@@ -215,8 +264,8 @@ def sinkhorn(
     tol: float = 1e-4,
     max_iter: int = 2000,
     momentum: float = 1.0,
-    block_rows: int = DEFAULT_BLOCK_ROWS,
-    max_cache_bytes: int = DEFAULT_MAX_CACHE_BYTES,
+    block_rows: int | None = None,
+    max_cache_bytes: int | None = None,
     device: str = "auto",
     progress: bool = False,
 ) -> SinkhornResult:
@@ -238,6 +287,9 @@ def sinkhorn(
         ``cost`` and ``marginal_error`` always describe the returned pair).
     momentum : float
         Over-relaxation weight w in [1, 2); 1 is plain Sinkhorn. GOT-D used 1.3 through ott-jax.
+    block_rows, max_cache_bytes : int or None
+        Pool rows per cost block, and the largest cost kept between iterations; None for the
+        device's defaults (``default_block_rows``, ``cost_cache_limit``).
 
     Returns
     -------
@@ -262,8 +314,19 @@ def sinkhorn(
     if n == 0 or m == 0:
         raise TunesiftError("optimal transport needs a non-empty pool and target")
     t0 = time.perf_counter()
+    if block_rows is None:
+        block_rows = default_block_rows(dev, m)
+    if max_cache_bytes is None:
+        max_cache_bytes, cache_rule = cost_cache_limit(dev)
+    else:
+        cache_rule = f"{max_cache_bytes} bytes (given)"
     blocks = _ScaledCostBlocks(x, y, eps, block_rows, max_cache_bytes)
-    work = torch.empty((min(block_rows, n), m), dtype=torch.float32, device=dev)
+    fused = _fused(dev)
+    work = (
+        torch.empty((min(block_rows, n), m), dtype=torch.float32, device=dev)
+        if fused is None
+        else None
+    )
     log_a = -math.log(m)
     log_b = -math.log(n)
     f = torch.zeros(m, dtype=torch.float32, device=dev)
@@ -284,9 +347,13 @@ def sinkhorn(
         hs = (f + eps * log_a) / eps
         col = torch.zeros(m, dtype=torch.float32, device=dev)
         for sl, cs in blocks:
-            lse, t, rows = _soft_ctransform(hs, cs, work)
+            if fused is not None:  # two reads of the block instead of about ten (ot/kernels.py)
+                lse = fused.row_lse(cs, hs)
+                col += fused.column_sums(cs, hs, lse)
+            else:
+                lse, t, rows = _soft_ctransform(hs, cs, work)
+                col += torch.mv(t.T, rows.reciprocal())
             g[sl] = -eps * lse
-            col += torch.mv(t.T, rows.reciprocal())
         acc = torch.log(col) - hs  # = LSE_j((g_j - C_ij)/eps), for every target i
         weak = col < _UNDERFLOW
         if bool(weak.any()):
@@ -349,6 +416,7 @@ def sinkhorn(
         cost_cached=blocks.cached,
         momentum_used=momentum != 1.0 and omega == momentum,
         error_history=history,
+        cost_cache_rule=cache_rule,
     )
 
 
@@ -358,26 +426,120 @@ def c_transform(
     pool_chunk: np.ndarray | torch.Tensor,
     eps: float,
     *,
-    block_rows: int = DEFAULT_BLOCK_ROWS,
+    block_rows: int | None = None,
     device: str = "auto",
 ) -> np.ndarray:
     """Pool potentials g_j = -eps LSE_i((f_i - C_ij)/eps + log a_i) for any shard of the pool.
 
     With ``f`` from ``sinkhorn`` on the whole pool this reproduces its ``g`` exactly; with ``f``
-    fitted on a pool sample it extends the potential out of sample (DESIGN Sec. 2).
+    fitted on a pool sample it extends the potential out of sample (DESIGN Sec. 2). On a CUDA
+    device host rows are streamed through pinned, double-buffered copies (``_HostRowStream``)
+    and the scores copied back once; ``block_rows`` defaults to the device's
+    (``default_block_rows``).
     """
     dev = resolve_device(device)
     y = _as_tensor(target, dev)
     y_sq = (y * y).sum(1)
     hs = (_as_tensor(f, dev) - eps * math.log(len(y))) / eps
-    out = np.empty(len(pool_chunk), dtype=np.float32)
-    rows = min(block_rows, len(pool_chunk))
+    n = len(pool_chunk)
+    if block_rows is None:
+        block_rows = default_block_rows(dev, len(y))
+    rows = max(1, min(block_rows, n))
     cost = torch.empty((rows, len(y)), dtype=torch.float32, device=dev)
-    work = torch.empty_like(cost)
-    for start in range(0, len(pool_chunk), block_rows):
-        stop = min(start + block_rows, len(pool_chunk))
-        x = _as_tensor(pool_chunk[start:stop], dev)
-        cs = squared_distances(x, y, y_sq, out=cost[: stop - start]).div_(eps)
-        lse, _, _ = _soft_ctransform(hs, cs, work)
-        out[start:stop] = (-eps * lse).cpu().numpy()
+    fused = _fused(dev)
+    work = torch.empty_like(cost) if fused is None else None
+
+    def score_block(x: torch.Tensor) -> torch.Tensor:
+        cs = squared_distances(x, y, y_sq, out=cost[: len(x)]).div_(eps)
+        lse = fused.row_lse(cs, hs) if fused is not None else _soft_ctransform(hs, cs, work)[0]
+        return -eps * lse
+
+    if dev.type == "cuda" and not isinstance(pool_chunk, torch.Tensor):
+        scores = torch.empty(n, dtype=torch.float32, device=dev)
+        with _HostRowStream(pool_chunk, rows, dev) as stream:
+            for start, x in stream:
+                scores[start : start + len(x)] = score_block(x)
+        return scores.cpu().numpy()  # the one device-to-host copy (it waits for the kernels)
+    out = np.empty(n, dtype=np.float32)
+    for start in range(0, n, rows):
+        stop = min(start + rows, n)
+        out[start:stop] = score_block(_as_tensor(pool_chunk[start:stop], dev)).cpu().numpy()
     return out
+
+
+class _HostRowStream:
+    """Blocks of host rows on a CUDA device, read ahead through two pinned buffers.
+
+    Iterating yields ``(start, x)`` with ``x`` the rows ``start:start+len(x)`` as a float32
+    device tensor, valid until the block after next is requested. Block k+1 is read from the host
+    array (threads over row ranges, so a memory-mapped file is read from the page cache in
+    parallel) into pinned memory and copied on a side stream while the caller's kernels for block
+    k run; nothing synchronizes the host but a pinned buffer's reuse two blocks later.
+    """
+
+    def __init__(self, rows_source: Any, block_rows: int, device: torch.device):
+        self.src, self.rows, self.dev = rows_source, block_rows, device
+        d = int(rows_source.shape[1])
+        self.host = [
+            torch.empty((block_rows, d), dtype=torch.float32, pin_memory=True) for _ in "ab"
+        ]
+        self.devbuf = [
+            torch.empty((block_rows, d), dtype=torch.float32, device=device) for _ in "ab"
+        ]
+        self.copied = [torch.cuda.Event() for _ in "ab"]
+        self.used = [torch.cuda.Event() for _ in "ab"]
+        self.copy_stream = torch.cuda.Stream(device)
+        self.pool: Any = None
+
+    def __enter__(self) -> _HostRowStream:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.pool = ThreadPoolExecutor(COPY_THREADS)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        torch.cuda.current_stream(self.dev).synchronize()
+        self.pool.shutdown()
+
+    def _fill(self, k: int, start: int, stop: int) -> None:
+        """Rows start:stop into pinned buffer k (threads over row ranges; numpy drops the GIL)."""
+        dst = self.host[k].numpy()
+        step = max(1024, -(-(stop - start) // COPY_THREADS))
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message="overflow"
+            )  # float64 inputs: inf, caught later
+            list(
+                self.pool.map(
+                    lambda s: np.copyto(
+                        dst[s - start : min(s + step, stop) - start],
+                        self.src[s : min(s + step, stop)],
+                        casting="unsafe",
+                    ),
+                    range(start, stop, step),
+                )
+            )
+
+    def _issue(self, k: int, start: int, stop: int) -> None:
+        self.copied[k].synchronize()  # the pinned buffer's previous copy has left it
+        self._fill(k, start, stop)
+        with torch.cuda.stream(self.copy_stream):
+            self.copy_stream.wait_event(self.used[k])  # the device buffer's last reader is done
+            self.devbuf[k][: stop - start].copy_(self.host[k][: stop - start], non_blocking=True)
+            self.copied[k].record(self.copy_stream)
+
+    def __iter__(self) -> Iterator[tuple[int, torch.Tensor]]:
+        n = len(self.src)
+        starts = list(range(0, n, self.rows))
+        if starts:
+            self._issue(0, 0, min(self.rows, n))
+        main = torch.cuda.current_stream(self.dev)
+        for i, start in enumerate(starts):
+            k = i % 2
+            stop = min(start + self.rows, n)
+            main.wait_event(self.copied[k])
+            yield start, self.devbuf[k][: stop - start]  # the caller enqueues block i's kernels
+            self.used[k].record(main)
+            if i + 1 < len(starts):  # read block i+1 while the GPU runs block i
+                nxt = starts[i + 1]
+                self._issue(1 - k, nxt, min(nxt + self.rows, n))
