@@ -34,12 +34,12 @@ import numpy as np
 
 from tunesift.errors import TunesiftError
 from tunesift.methods.base import Method
+from tunesift.models.device import resolve_device
 from tunesift.ot.sinkhorn import (
     SinkhornResult,
     c_transform,
     cost_cache_limit,
     estimate_cost_scale,
-    resolve_device,
     sinkhorn,
 )
 
