@@ -27,7 +27,7 @@ from tunesift.evaluate.harness import environment
 from tunesift.tasks import ByteTokenizer, GradEx, TinyLM, TinyLMConfig, TrainConfig
 from tunesift.tasks.data import corpus_slices
 from tunesift.tasks.estimate import gradient_similarity
-from tunesift.tasks.gradex import save_trainable, target_scores
+from tunesift.tasks.gradex import relative_error, save_trainable, spearman, target_scores
 from tunesift.tasks.hf import load_hf_for_tasks
 from tunesift.tasks.lm import train
 
@@ -39,6 +39,32 @@ TASKS = (
 )  # fmt: skip
 BASE = ("wordnet:noun.artifact", "wordnet:noun.act", "wordnet:adj.all", "fortunes:cookie",
         "fortunes:definitions", "fortunes:work", "wordnet:noun.communication")  # fmt: skip
+
+
+def seed_noise(gx: GradEx, val, extra: int, first: int | None, seed: int) -> dict:
+    """Refit the true loss of the first validation subsets with ``extra`` more seeds (a seed
+    changes the batch order and the LoRA dropout, not the texts): is the spread of true losses
+    between subsets larger than their spread between seeds? The replicate Spearman (seed 0
+    against seed 1 over the same subsets) is the best rank correlation any predictor can reach
+    against a one-seed truth; GradEx is also scored against the seed mean."""
+    n = len(val.subsets) if first is None else min(first, len(val.subsets))
+    runs = np.array([[val.true[i]] + [gx.true_loss(val.subsets[i], seed=seed + 1 + r)
+                                      for r in range(extra)] for i in range(n)])  # fmt: skip
+    within = float(np.sqrt(np.mean(np.var(runs, axis=1, ddof=1))))
+    between = float(np.std(val.true, ddof=1))  # one seed, all validation subsets
+    between_means = float(np.std(runs.mean(axis=1), ddof=1))
+    mean_true = runs.mean(axis=1)
+    est = np.asarray(val.estimated[:n])
+    summary = {
+        "subsets": n, "seeds": extra + 1,
+        "within_subset_std": within, "between_subset_std": between,
+        "between_subset_std_of_seed_means": between_means, "ratio": between / within,
+        "replicate_spearman": spearman(runs[:, 0], runs[:, 1]),
+        "gradex_spearman_vs_seed_mean": spearman(est, mean_true),
+        "gradex_relative_error_vs_seed_mean": relative_error(est, mean_true),
+        "gradex_spearman_vs_seed0_same_subsets": spearman(est, runs[:, 0]),
+    }  # fmt: skip
+    return {"true_by_seed": runs.tolist(), "summary": summary}
 
 
 def main() -> None:
@@ -68,6 +94,11 @@ def main() -> None:
     ap.add_argument("--n-tasks", type=int, default=len(TASKS), help="the first N of the 16 tasks")
     ap.add_argument("--max-length", type=int, default=128, help="tokens (bytes for tiny)")
     ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--noise-seeds", type=int, default=0,
+                    help="extra fine-tune seeds per validation subset: the seed-to-seed spread "
+                         "of the true losses against their spread between subsets")
+    ap.add_argument("--noise-subsets", type=int, default=None,
+                    help="measure the seed noise on the first N validation subsets (default all)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -136,6 +167,9 @@ def main() -> None:
         say(f"true range {min(val.true):.4f}..{max(val.true):.4f}; estimate "
             f"{np.median(val.seconds_estimate) * 1e3:.1f} ms median; true fine-tune "
             f"{np.median(val.seconds_true):.1f}s median")  # fmt: skip
+        if args.noise_seeds:
+            result["noise"] = seed_noise(gx, val, args.noise_seeds, args.noise_subsets, args.seed)
+            say(f"seed noise: {result['noise']['summary']}")
 
     # speed: m estimates of the ensemble
     t0 = time.perf_counter()

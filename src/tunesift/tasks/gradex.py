@@ -240,9 +240,11 @@ class GradEx:
     def calibrate(
         self, n_subsets: int = 5, alpha: float = 0.5, seed: int = 1, offset: bool = True
     ) -> dict[str, Any]:
-        """Fit λ (and the offset) on ``n_subsets`` true fine-tunes of random subsets."""
+        """Fit λ (and the offset) on ``n_subsets`` true fine-tunes of distinct random subsets (a
+        repeated subset would spend a fine-tune on a point already known)."""
         self._check_fitted()
-        subsets = random_subsets(len(self.names_), n_subsets, alpha, seed)
+        drawn = random_subsets(len(self.names_), n_subsets * 3, alpha, seed)
+        subsets = [list(s) for s in dict.fromkeys(map(tuple, drawn))][:n_subsets]
         t0 = time.perf_counter()
         true = [self.true_loss(s) for s in subsets]
         seconds = time.perf_counter() - t0
