@@ -94,11 +94,19 @@ def main() -> None:
     ap.add_argument("--n-tasks", type=int, default=len(TASKS), help="the first N of the 16 tasks")
     ap.add_argument("--max-length", type=int, default=128, help="tokens (bytes for tiny)")
     ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--noise-seeds", type=int, default=0,
-                    help="extra fine-tune seeds per validation subset: the seed-to-seed spread "
-                         "of the true losses against their spread between subsets")
-    ap.add_argument("--noise-subsets", type=int, default=None,
-                    help="measure the seed noise on the first N validation subsets (default all)")
+    ap.add_argument(
+        "--noise-seeds",
+        type=int,
+        default=0,
+        help="extra fine-tune seeds per validation subset: the seed-to-seed spread "
+        "of the true losses against their spread between subsets",
+    )
+    ap.add_argument(
+        "--noise-subsets",
+        type=int,
+        default=None,
+        help="measure the seed noise on the first N validation subsets (default all)",
+    )
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
