@@ -127,7 +127,8 @@ def test_bench_restricts_a_preset_and_rejects_unknown_names(capsys):
                            (["--methods", "gotd,random", "--against", "dsir"],
                             "--against 'dsir' is not a method of this bench"),
                            (["--task-train", "a.jsonl"], "needs --pool and --task-test"),
-                           (["--task-unlabeled", "u.jsonl"], "needs --task-train")):  # fmt: skip
+                           (["--task-unlabeled", "u.jsonl"], "needs --task-train"),
+                           (["--task-name", "mine"], "--task-name needs --task-train")):  # fmt: skip
         assert main(["bench", "--preset", "cpu", *flags, "-q"]) == 2
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1
@@ -294,6 +295,16 @@ def test_user_task_runs_end_to_end_and_resumes_only_the_missing_run(tmp_path, ca
     # a changed protocol (another budget) reuses what still applies
     assert main([*_user_argv(paths, out), "--budgets", "20"]) == 0
     assert json.loads((out / "results.json").read_text())["executed"] == 0
+
+
+def test_user_task_takes_the_name_given(tmp_path):
+    paths = _user_files(tmp_path)
+    out = tmp_path / "named"
+    argv = [*_user_argv(paths, out, seeds="0"), "--budgets", "20", "--task-name", "fortunes-4"]
+    assert main(argv) == 0
+    result = json.loads((out / "results.json").read_text())
+    assert {r["task"] for r in result["rows"]} == {"fortunes-4"}
+    assert (out / "runs" / "fortunes-4").is_dir() and (out / "fortunes-4" / "test.jsonl").is_file()
 
 
 def test_killed_bench_continues_where_it_stopped(tmp_path):

@@ -251,3 +251,17 @@ def test_lora_refuses_a_layer_the_model_lacks(tiny_llama):
         wrap_lora(copy.deepcopy(tiny_llama), LoRASpec(target_modules=("c_attn",)), seed=0)
     with pytest.raises(TunesiftError, match="lora_r must be at least 1"):
         LoRASpec(r=0).validate()
+
+
+def test_minilm_from_a_local_copy_named_by_the_environment(tmp_path, monkeypatch):
+    from tunesift.models.loaders import MINILM_ENV, convert_gguf_causal_lm, minilm_path
+
+    monkeypatch.setenv(MINILM_ENV, str(tmp_path))
+    with pytest.raises(TunesiftError, match="not a model folder"):
+        minilm_path()
+    (tmp_path / "config.json").write_text("{}")
+    assert minilm_path() == tmp_path
+    monkeypatch.delenv(MINILM_ENV)
+    assert minilm_path() != tmp_path and (minilm_path() / "config.json").is_file()
+    with pytest.raises(TunesiftError, match="no GGUF file"):
+        convert_gguf_causal_lm(tmp_path / "absent.gguf", tmp_path / "out")

@@ -63,6 +63,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                       help="the pool files to select from")  # fmt: skip
     user.add_argument("--task-unlabeled", type=Path, nargs="+", default=[], metavar="FILE",
                       help="unlabeled in-domain texts for the oracle row (never in the pool)")  # fmt: skip
+    user.add_argument("--task-name", metavar="NAME",
+                      help="the task's name in the results (default: the train file's stem)")  # fmt: skip
     user.add_argument("--text-field", default="text")
     user.add_argument("--label-field", default="label")
     p.add_argument("--out", type=Path, default=Path("runs/bench"), help="output folder")
@@ -127,8 +129,9 @@ def _protocol(args: argparse.Namespace) -> tuple[Any, Any]:
     if given and len(given) < 3:
         missing = {"--task-train", "--task-test", "--pool"} - set(given)
         raise TunesiftError(f"{given[0]} needs {' and '.join(sorted(missing))} too")
-    if not given and args.task_unlabeled:
-        raise TunesiftError("--task-unlabeled needs --task-train, --task-test and --pool")
+    for flag, value in (("--task-unlabeled", args.task_unlabeled), ("--task-name", args.task_name)):
+        if not given and value:
+            raise TunesiftError(f"{flag} needs --task-train, --task-test and --pool")
     if given and args.tasks:
         raise TunesiftError("--tasks picks the preset's tasks; it does not go with --task-train")
     preset = restrict(
@@ -146,7 +149,7 @@ def _protocol(args: argparse.Namespace) -> tuple[Any, Any]:
         )
     user = UserTask(
         str(args.task_train), str(args.task_test), tuple(str(p) for p in args.pool),
-        tuple(str(p) for p in args.task_unlabeled), text_field=args.text_field,
+        tuple(str(p) for p in args.task_unlabeled), name=args.task_name, text_field=args.text_field,
         label_field=args.label_field,
     )  # fmt: skip
     return user, preset

