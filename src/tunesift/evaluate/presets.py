@@ -112,7 +112,7 @@ PRESETS: dict[str, Preset] = {
         causal={"max_length": 32, "epochs": 1, "batch_size": 8, "lr": 1e-3},
     ),
     # the causal protocol for one <= 8-minute H100/H200 window: larger budgets and sequences
-    # (never run: no GPU was lent when it was defined)
+    # (benchmarks/causal_gpu.sh runs it on a GPU machine without network or corpora; not run yet)
     "causal-gpu": Preset(
         "causal-gpu", FOUR_TASKS, ("gotd", "dsir", "rds", "random", "oracle"), (400, 1600),
         (0, 1, 2), ("causal",), pool_per_source=5000, train_per_label=64, test_per_label=100,
