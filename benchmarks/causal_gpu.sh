@@ -45,21 +45,20 @@ half() {  # the GGUF's half $1, from an earlier stash or carried now
 }
 mkdir -p "$OUT/bench" "$work/data"
 exec > >(tee "$OUT/all.log") 2>&1
-{
-    date -u
-    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null
-    a=$(half 0) && b=$(half 1) || exit 1
-    cat "$a" "$b" > "$work/smollm2.gguf"
-    echo "$(cat .cgpu/smollm2.gguf.sha256)  $work/smollm2.gguf" | sha256sum -c - || exit 1
-    if [ "${SKIP_WHEELS:-0}" != 1 ]; then
-        "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
-            --target "$work/site" .cgpu/whl/*.whl || exit 1
-    fi
-    export PYTHONPATH=$PWD/src:$work/site XDG_CACHE_HOME=$work/xdg PYTHONUNBUFFERED=1
-    export TQDM_DISABLE=1  # progress bars would fill the few kB of output the device tool returns
-    export TUNESIFT_MINILM=$PWD/.mini/minilm
-    "$PY" -c "import torch, transformers, peft; print('torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__)"
-    "$PY" - "$work/smollm2.gguf" <<'EOF' || exit 1
+date -u
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null
+a=$(half 0) && b=$(half 1) || exit 1
+cat "$a" "$b" > "$work/smollm2.gguf"
+echo "$(cat .cgpu/smollm2.gguf.sha256)  $work/smollm2.gguf" | sha256sum -c - || exit 1
+if [ "${SKIP_WHEELS:-0}" != 1 ]; then
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+        --target "$work/site" .cgpu/whl/*.whl || exit 1
+fi
+export PYTHONPATH=$PWD/src:$work/site XDG_CACHE_HOME=$work/xdg PYTHONUNBUFFERED=1
+export TQDM_DISABLE=1  # progress bars would fill the few kB of output the device tool returns
+export TUNESIFT_MINILM=$PWD/.mini/minilm
+"$PY" -c "import torch, transformers, peft; print('torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__)"
+"$PY" - "$work/smollm2.gguf" <<'EOF' || exit 1
 import sys, time
 from pathlib import Path
 from tunesift.models.loaders import SMOLLM2_CACHE_NAME, convert_gguf_causal_lm, models_dir
@@ -69,24 +68,23 @@ if not (target / "model.safetensors").is_file():
     convert_gguf_causal_lm(Path(sys.argv[1]), target, tokenizer=Path(".cgpu/tokenizer"))
 print(f"SmolLM2 at {target} ({time.perf_counter() - t0:.1f}s)")
 EOF
-    for f in $(cd .cgpu/data && find . -name '*.jsonl.gz'); do
-        mkdir -p "$work/data/$(dirname "$f")"
-        gunzip -c ".cgpu/data/$f" > "$work/data/${f%.gz}"
-    done
-    [ -d .cgpu/out ] && cp -rn .cgpu/out/. "$OUT/bench/"
-    for t in $TASKS; do
-        left=$((DEADLINE - SECONDS))
-        if [ "$left" -lt 30 ]; then echo "== $t: not started ($left s left)"; continue; fi
-        d=$work/data/$t
-        echo "== $t [$(date -u +%T), $left s left]"
-        timeout "$left" "$PY" -m tunesift bench --preset "$PRESET" --device "$DEVICE" \
-            --task-train "$d/train.jsonl" --task-test "$d/test.jsonl" \
-            --task-unlabeled "$d/reservoir.jsonl" --pool "$work/data/pool.jsonl" \
-            --task-name "$t" --out "$OUT/bench/$t" ${METHODS:+--methods "$METHODS"} \
-            ${BUDGETS:+--budgets "$BUDGETS"} ${SEEDS:+--seeds "$SEEDS"} 2>&1 |
-            grep --line-buffered -v -i "warn"
-        echo "== $t: exit ${PIPESTATUS[0]}, $(find "$OUT/bench/$t/runs" -name '*.json' 2>/dev/null | wc -l) runs kept"
-        rm -f "$OUT/bench/$t/pool.jsonl"  # 15 MB each; rebuilt from .cgpu/data on a rerun
-    done
-    date -u
-}
+for f in $(cd .cgpu/data && find . -name '*.jsonl.gz'); do
+    mkdir -p "$work/data/$(dirname "$f")"
+    gunzip -c ".cgpu/data/$f" > "$work/data/${f%.gz}"
+done
+[ -d .cgpu/out ] && cp -rn .cgpu/out/. "$OUT/bench/"
+for t in $TASKS; do
+    left=$((DEADLINE - SECONDS))
+    if [ "$left" -lt 30 ]; then echo "== $t: not started ($left s left)"; continue; fi
+    d=$work/data/$t
+    echo "== $t [$(date -u +%T), $left s left]"
+    timeout "$left" "$PY" -m tunesift bench --preset "$PRESET" --device "$DEVICE" \
+        --task-train "$d/train.jsonl" --task-test "$d/test.jsonl" \
+        --task-unlabeled "$d/reservoir.jsonl" --pool "$work/data/pool.jsonl" \
+        --task-name "$t" --out "$OUT/bench/$t" ${METHODS:+--methods "$METHODS"} \
+        ${BUDGETS:+--budgets "$BUDGETS"} ${SEEDS:+--seeds "$SEEDS"} 2>&1 |
+        grep --line-buffered -v -i "warn"
+    echo "== $t: exit ${PIPESTATUS[0]}, $(find "$OUT/bench/$t/runs" -name '*.json' 2>/dev/null | wc -l) runs kept"
+    rm -f "$OUT/bench/$t/pool.jsonl"  # 15 MB each; rebuilt from .cgpu/data on a rerun
+done
+date -u

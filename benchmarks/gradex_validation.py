@@ -52,8 +52,8 @@ def seed_noise(gx: GradEx, val, extra: int, first: int | None, seed: int) -> dic
                                       for r in range(extra)] for i in range(n)])  # fmt: skip
     within = float(np.sqrt(np.mean(np.var(runs, axis=1, ddof=1))))
     between = float(np.std(val.true, ddof=1))  # one seed, all validation subsets
-    between_means = float(np.std(runs.mean(axis=1), ddof=1))
     mean_true = runs.mean(axis=1)
+    between_means = float(np.std(mean_true, ddof=1))
     est = np.asarray(val.estimated[:n])
     summary = {
         "subsets": n, "seeds": extra + 1,

@@ -92,6 +92,16 @@ def spearman(pred: Sequence[float], true: Sequence[float]) -> float:
     return float(spearmanr(p, np.asarray(true, dtype=np.float64)).statistic)
 
 
+def distinct_subsets(
+    n_tasks: int, n: int, alpha: float, seed: int, exclude: Sequence[Sequence[int]] = ()
+) -> list[list[int]]:
+    """Up to ``n`` distinct seeded random subsets, none of them in ``exclude``, from the first
+    ``3 n`` draws of ``random_subsets`` (a repeated subset would cost a fine-tune twice)."""
+    used = {tuple(s) for s in exclude}
+    fresh = dict.fromkeys(tuple(s) for s in random_subsets(n_tasks, n * 3, alpha, seed))
+    return [list(s) for s in fresh if s not in used][:n]
+
+
 class GradEx:
     """Choose the tasks to fine-tune on by the first-order approximation.
 
@@ -243,8 +253,7 @@ class GradEx:
         """Fit λ (and the offset) on ``n_subsets`` true fine-tunes of distinct random subsets (a
         repeated subset would spend a fine-tune on a point already known)."""
         self._check_fitted()
-        drawn = random_subsets(len(self.names_), n_subsets * 3, alpha, seed)
-        subsets = [list(s) for s in dict.fromkeys(map(tuple, drawn))][:n_subsets]
+        subsets = distinct_subsets(len(self.names_), n_subsets, alpha, seed)
         t0 = time.perf_counter()
         true = [self.true_loss(s) for s in subsets]
         seconds = time.perf_counter() - t0
@@ -261,9 +270,8 @@ class GradEx:
         predictors: 'no update' (the loss at θ*) and the mean of the calibration losses."""
         self._check_fitted()
         cal = getattr(self, "calibration_", None)
-        used = {tuple(s) for s in (cal["subsets"] if cal else [])}
-        fresh = [tuple(s) for s in random_subsets(len(self.names_), n_subsets * 3, alpha, seed)]
-        subsets = [list(s) for s in dict.fromkeys(fresh) if s not in used][:n_subsets]
+        used = cal["subsets"] if cal else []
+        subsets = distinct_subsets(len(self.names_), n_subsets, alpha, seed, exclude=used)
         est = self.estimator()
         true, estimated, t_true, t_est = [], [], [], []
         for s in subsets:
