@@ -51,3 +51,12 @@ def tiny_causal(tiny_model):
         return CausalConfig(**{**base, **settings})
 
     return make
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sources_read_once():
+    """Each Debian source is parsed once per test session (many tests build corpora or tasks)."""
+    from tunesift.corpora.build import sources_read_once
+
+    with sources_read_once():
+        yield

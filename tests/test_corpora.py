@@ -485,6 +485,29 @@ def fake_sources(monkeypatch):
     return ("alpha", "beta")
 
 
+def test_sources_read_once_parses_each_source_once_and_hands_out_copies(monkeypatch):
+    """A bench reads a target's source for its task and again for the pool: parsed once."""
+    monkeypatch.setattr(build, "_read_once", None)  # outside the test session's block
+    calls = []
+    rows = [(f"text {i} long enough to keep", "x") for i in range(5)]
+    inner = _fake_source("alpha", rows)
+    src = build.Source("alpha", lambda: (calls.append(1), inner.read())[1], lambda: True, (), "")
+    assert len(list(src.records())) == 5 and len(list(src.records())) == 5
+    assert len(calls) == 2  # no block: every read parses
+    with build.sources_read_once():
+        first = list(src.records())
+        first[0]["text"] = "changed by a caller"
+        with build.sources_read_once():  # reentrant: the outer block's memory serves
+            again = list(src.records())
+        other = list(_fake_source("alpha", rows[:2]).records())  # same name, another reader
+    assert len(calls) == 3  # one parse for the whole block
+    assert again[0]["text"] == rows[0][0] and again == list(inner.read())  # copies, unchanged
+    assert len(other) == 2
+    assert build._read_once is None  # released with the outermost block
+    list(src.records())
+    assert len(calls) == 4
+
+
 def _read_jsonl(path: Path) -> list[dict[str, str]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 

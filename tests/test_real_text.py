@@ -34,7 +34,7 @@ def built(tmp_path_factory):
 def small_built(tmp_path_factory):
     out = tmp_path_factory.mktemp("corpora-small")
     return corpora_build.build_corpora(
-        out, max_per_source=300, target="gcide:Zool.", target_size=200, seed=0
+        out, max_per_source=150, target="gcide:Zool.", target_size=100, seed=0
     )
 
 
@@ -73,7 +73,8 @@ def test_default_run_selects_from_the_sources_that_hold_such_text(
 ):
     """Issue 2, acceptance 4: a (Zool.) target draws from the dictionaries, not fortunes or code.
 
-    The default featurizer (MiniLM), on a smaller build than the README's so that CI stays short.
+    The default featurizer (MiniLM), on a build of 150 texts per source (the README: 1,000) so that
+    CI stays short (this build: 64 of 100 picks from the two dictionaries, 22% of the pool).
     With static features the same kind of run is far less focused (42% from the dictionaries at
     1,500 per source, against 81% with MiniLM at 2,000 per source; see the issue notes).
     """
@@ -81,7 +82,7 @@ def test_default_run_selects_from_the_sources_that_hold_such_text(
 
     out = tmp_path / "sel.jsonl"
     args = ["select", "--pool", small_built.pool_path, "--target", small_built.target_path,
-            "--budget", 200, "--featurizer", "minilm", "--cache-dir", cache, "--out", out,
+            "--budget", 100, "--featurizer", "minilm", "--cache-dir", cache, "--out", out,
             "--group-by", "label", "-q"]  # fmt: skip
     assert main([str(a) for a in args]) == 0
     assert "selected by source" in capsys.readouterr().out

@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 
 from tunesift.api import RUN_SETTINGS, build_method, prepare, run_method
+from tunesift.corpora.build import sources_read_once
 from tunesift.errors import TunesiftError
 from tunesift.evaluate.fast import FastConfig, evaluate_fast
 from tunesift.evaluate.harness import BASELINE, causal_metrics, check_leakage, environment
@@ -271,9 +272,11 @@ def run_bench(
         if dropped:
             say(f"pool: dropped {dropped} records that are the task's own texts")
     else:
-        # build_task and build_pool are read from this module's namespace (tests replace them)
-        all_tasks = {t.source: build_task(spec, t) for t in spec.tasks}
-        pool = build_pool(spec, list(all_tasks.values()))
+        # build_task and build_pool are read from this module's namespace (tests replace them);
+        # each source is parsed once for both
+        with sources_read_once():
+            all_tasks = {t.source: build_task(spec, t) for t in spec.tasks}
+            pool = build_pool(spec, list(all_tasks.values()))
         keep = spec.only_tasks or tuple(all_tasks)
         tasks = [all_tasks[s] for s in keep]
     pool_path = out / "pool.jsonl"

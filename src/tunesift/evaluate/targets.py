@@ -67,7 +67,7 @@ def build_task(spec: Preset, task: TaskSpec) -> BenchTask:
     src.require()
     by_label: dict[str, list[str]] = defaultdict(list)
     seen: set[str] = set()
-    for rec in src.read():
+    for rec in src.records():
         text, label = rec["text"], rec.get("label", "")
         if not label or len(text) < spec.min_chars or _fold(text) in seen:
             continue
@@ -111,7 +111,7 @@ def build_pool(spec: Preset, tasks: Sequence[BenchTask], seed: int = 0) -> list[
         if not src.available():
             continue
         recs = []
-        for r in src.read():
+        for r in src.records():
             f = _fold(r["text"])
             if len(r["text"]) < spec.min_chars or f in banned or f in seen:
                 continue

@@ -90,7 +90,7 @@ def corpus_slices(
         src = get_source(source)
         src.require()
         pools: dict[str, list[str]] = defaultdict(list)
-        for rec in src.read():
+        for rec in src.records():
             text = rec["text"]
             if rec.get("label") in labels and len(text) >= min_chars and text not in seen:
                 seen.add(text)
