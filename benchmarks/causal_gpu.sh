@@ -22,7 +22,6 @@ OUT=${OUT:-/tmp/causal-gpu}
 DEADLINE=${DEADLINE:-470}
 PRESET=${PRESET:-causal-gpu}
 DEVICE=${DEVICE:-cuda}
-TASKS=${TASKS:-fortunes-4 gcide-4 debian-4 foldoc-4}
 work=${WORK:-/tmp/cgpu}
 PY=${PYTHON:-python3}
 
@@ -73,6 +72,8 @@ for f in $(cd .cgpu/data && find . -name '*.jsonl.gz'); do
     gunzip -c ".cgpu/data/$f" > "$work/data/${f%.gz}"
 done
 [ -d .cgpu/out ] && cp -rn .cgpu/out/. "$OUT/bench/"
+# the prepared tasks by default (causal-gpu: fortunes-4 gcide-4 debian-4 foldoc-3)
+TASKS=${TASKS:-$("$PY" -c 'import json; print(*json.load(open(".cgpu/prepared.json"))["tasks"])')}
 for t in $TASKS; do
     left=$((DEADLINE - SECONDS))
     if [ "$left" -lt 30 ]; then echo "== $t: not started ($left s left)"; continue; fi
