@@ -7,7 +7,7 @@
 # Then three device calls in a row, each within the machine's warm window (device tool `run`):
 #   1. bash benchmarks/causal_gpu.sh stash     carry [".cgpu-a"]           (GGUF half 1, 49 MB)
 #   2. bash benchmarks/causal_gpu.sh stash     carry [".cgpu-b"]           (GGUF half 2, 49 MB)
-#   3. bash benchmarks/causal_gpu.sh run       carry [".cgpu", ".mini"]    timeout_s 540
+#   3. bash benchmarks/causal_gpu.sh run       carry [".cgpu", ".mini/minilm"]  timeout_s 540
 # `stash` keeps the carried half in .cgpu-keep/ (ignored, so kept between calls while the machine
 # stays warm). `run` joins and checks the GGUF, converts SmolLM2 with the tokenizer saved here
 # (the device's transformers is older than the 5.23 that builds it right), then runs

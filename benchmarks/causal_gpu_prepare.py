@@ -49,7 +49,8 @@ def data(root: Path, preset: str) -> dict:
     tasks = [build_task(spec, t) for t in spec.tasks]
     pool = build_pool(spec, tasks)
     out = root / "data"
-    out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out, ignore_errors=True)  # no stale target of an earlier preset is carried
+    out.mkdir(parents=True)
     write_gz(out / "pool.jsonl.gz", [{"text": r["text"], "source": r["source"]} for r in pool])
     names = []
     for bt in tasks:
