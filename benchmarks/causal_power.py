@@ -97,6 +97,9 @@ def main() -> None:
                    for g, r in zip(got, ref, strict=True)]  # fmt: skip
             acc = [100 * (g["metrics"]["accuracy"] - r["metrics"]["accuracy"])
                    for g, r in zip(got, ref, strict=True)]  # fmt: skip
+            if not all(r.get("per_item", {}).get("correct") for r in got + ref):
+                print(f"{tdir.name:12s} {m:8s} k={args.budget}: runs without per-item scores")
+                continue
             fp, fa, n_items = item_floor(got, ref, untouched)
             parts = []
             for name, diffs, floor in (("perplexity %", ppl, fp), ("accuracy pts", acc, fa)):

@@ -115,7 +115,7 @@ PRESETS: dict[str, Preset] = {
     # (benchmarks/causal_gpu.sh runs it on a GPU machine without network or corpora; not run yet)
     # and 4x the test items: with 100 per label the items alone hold the perplexity interval
     # above +-1% of the untouched model's at any number of seeds (benchmarks/causal_power.py).
-    # FOLDOC has three labels with 464 texts, so its task is foldoc-3 here.
+    # Only three FOLDOC labels hold the 464 texts a label needs, so its task is foldoc-3 here.
     "causal-gpu": Preset(
         "causal-gpu", FOUR_TASKS, ("gotd", "dsir", "rds", "random", "oracle"), (400, 1600),
         (0, 1, 2), ("causal",), pool_per_source=5000, train_per_label=64, test_per_label=400,
