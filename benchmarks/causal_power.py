@@ -24,10 +24,8 @@ import math
 import statistics
 from pathlib import Path
 
-import numpy as np
-
 BASELINE = "no-pre-fine-tuning"
-TARGETS = {"perplexity": 1.0, "accuracy": 3.0}  # half-widths: % of untouched, points
+PPL_WIDTH, ACC_WIDTH = 1.0, 3.0  # issue 14's half-widths: % of the untouched perplexity, points
 
 
 def _runs(tdir: Path) -> dict[tuple[str, int | None, int], dict]:
@@ -38,29 +36,19 @@ def _runs(tdir: Path) -> dict[tuple[str, int | None, int], dict]:
     return out
 
 
-def _ppl(nll: np.ndarray, tokens: np.ndarray) -> np.ndarray:
-    """Corpus perplexity per seed (rows) from per-item NLL sums and token counts."""
-    return np.exp(nll.sum(axis=-1) / tokens.sum(axis=-1))
+def item_floor(got: list[dict], ref: list[dict], untouched: float) -> tuple[float, float, int]:
+    """Half-widths of the bench's bootstrap with the seeds held fixed (the items resampled
+    only): perplexity in % of ``untouched``, accuracy in points; and the number of items."""
+    from tunesift.evaluate.stats import mean_difference, perplexity_difference
 
+    def items(runs: list[dict], key: str) -> list[list[float]]:
+        return [r["per_item"][key] for r in runs]
 
-def item_floor(got: list[dict], ref: list[dict], untouched: float, draws: int = 2000):
-    """Half-widths from resampling the test items only (same draw for every seed): perplexity
-    in % of ``untouched``, accuracy in points."""
-
-    def stack(runs, key):
-        return np.array([r["per_item"][key] for r in runs], dtype=float)
-
-    gn, gt, rn, rt = (stack(r, k) for r in (got, ref) for k in ("test_nll", "test_tokens"))
-    gc, rc = stack(got, "correct"), stack(ref, "correct")
-    rng = np.random.default_rng(0)
-    n = gn.shape[1]
-    ppl, acc = [], []
-    for _ in range(draws):
-        i = rng.integers(0, n, n)
-        ppl.append((_ppl(gn[:, i], gt[:, i]) - _ppl(rn[:, i], rt[:, i])).mean() / untouched * 100)
-        acc.append((gc[:, i].mean() - rc[:, i].mean()) * 100)
-    half = [float(np.subtract(*np.percentile(x, [97.5, 2.5])) / 2) for x in (ppl, acc)]
-    return half[0], half[1], n
+    ppl = perplexity_difference(*(items(r, k) for r in (got, ref) for k in ("test_nll", "test_tokens")),
+                                resample_seeds=False).absolute  # fmt: skip
+    acc = mean_difference(items(got, "correct"), items(ref, "correct"), resample_seeds=False)
+    return ((ppl.high - ppl.low) / 2 / untouched * 100, (acc.high - acc.low) / 2 * 100,
+            len(got[0]["per_item"]["correct"]))  # fmt: skip
 
 
 def _seeds_needed(s: float, floor: float, width: float) -> str:
@@ -93,21 +81,21 @@ def main() -> None:
                 continue
             got = [runs[(m, args.budget, s)] for s in seeds]
             ref = [runs[(args.against, args.budget, s)] for s in seeds]
+            if not all(r.get("per_item", {}).get("correct") for r in got + ref):
+                print(f"{tdir.name:12s} {m:8s} k={args.budget}: runs without per-item scores")
+                continue
             ppl = [(g["metrics"]["perplexity"] - r["metrics"]["perplexity"]) / untouched * 100
                    for g, r in zip(got, ref, strict=True)]  # fmt: skip
             acc = [100 * (g["metrics"]["accuracy"] - r["metrics"]["accuracy"])
                    for g, r in zip(got, ref, strict=True)]  # fmt: skip
-            if not all(r.get("per_item", {}).get("correct") for r in got + ref):
-                print(f"{tdir.name:12s} {m:8s} k={args.budget}: runs without per-item scores")
-                continue
             fp, fa, n_items = item_floor(got, ref, untouched)
             parts = []
-            for name, diffs, floor in (("perplexity %", ppl, fp), ("accuracy pts", acc, fa)):
+            for name, diffs, floor, width in (("perplexity %", ppl, fp, PPL_WIDTH),
+                                              ("accuracy pts", acc, fa, ACC_WIDTH)):  # fmt: skip
                 s = statistics.stdev(diffs)
                 parts.append(
                     f"{name} mean {statistics.mean(diffs):+.2f} s={s:.2f} items' floor "
-                    f"±{floor:.2f} -> ±{TARGETS[name.split()[0]]:g}: "
-                    f"{_seeds_needed(s, floor, TARGETS[name.split()[0]])}"
+                    f"±{floor:.2f} -> ±{width:g}: {_seeds_needed(s, floor, width)}"
                 )
             print(f"{tdir.name:12s} {m:8s} k={args.budget} seeds={len(seeds)} items={n_items}  "
                   + "  |  ".join(parts))  # fmt: skip

@@ -139,3 +139,19 @@ def test_macro_f1_difference_matches_sklearn_and_finds_a_planted_gain():
     # a label nobody predicts and no gold item holds does not count (sklearn's rule)
     skewed = [np.zeros(400, int)] * 2
     assert macro_f1_difference(skewed, skewed, gold, n_boot=50).estimate == 0.0
+
+
+def test_seeds_held_fixed_resample_the_items_only():
+    """``resample_seeds=False``: the items' part of the interval, which more seeds cannot narrow."""
+    rng = np.random.default_rng(3)
+    ref = rng.integers(0, 2, size=(1, 300)).repeat(4, axis=0)
+    shifts = [0.0, 0.1, -0.1, 0.2]  # seeds that disagree
+    method = [np.where(rng.random(300) < 0.5 + s, 1, r) for s, r in zip(shifts, ref, strict=True)]
+    both = mean_difference(method, ref)
+    items = mean_difference(method, ref, resample_seeds=False)
+    assert items.estimate == both.estimate
+    assert items.high - items.low < both.high - both.low
+    same = [method[0]] * 4  # identical seeds: holding them fixed changes nothing
+    a = mean_difference(same, ref, resample_seeds=False)
+    b = mean_difference(same, ref)
+    assert (a.low, a.high) == pytest.approx((b.low, b.high))

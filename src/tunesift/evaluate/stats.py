@@ -99,10 +99,13 @@ def two_level_bootstrap(
     n_boot: int = 2000,
     seed: int = 0,
     level: float = 0.95,
+    resample_seeds: bool = True,
 ) -> tuple[float, np.ndarray]:
     """The point estimate (mean over seeds of ``statistic`` on all items) and ``n_boot``
     two-level bootstrap replicates of it: seeds resampled with replacement, then, independently
-    in every drawn slot, that seed's items with replacement."""
+    in every drawn slot, that seed's items with replacement. ``resample_seeds=False`` keeps
+    every seed once and resamples the items only (the same item draws): the part of the
+    interval that more seeds cannot narrow."""
     sizes = _check_seeds(per_seed)
     n_seeds = len(per_seed)
     arrays = [{k: np.asarray(v, dtype=np.float64) for k, v in it.items()} for it in per_seed]
@@ -113,6 +116,8 @@ def two_level_bootstrap(
     )
     rng = np.random.default_rng([seed, 0xB007])
     drawn = rng.integers(0, n_seeds, size=(n_boot, n_seeds))
+    if not resample_seeds:
+        drawn = np.broadcast_to(np.arange(n_seeds), drawn.shape)
     if len(set(sizes)) == 1:
         # the same test items under every seed (bench's fixed test split): one item draw per
         # replicate serves every seed, so the items' shared difficulty is resampled once
@@ -142,9 +147,11 @@ def mean_difference(
     n_boot: int = 2000,
     seed: int = 0,
     level: float = 0.95,
+    resample_seeds: bool = True,
 ) -> Interval:
     """Paired difference of per-item means (accuracy from 0/1 correctness), one list per seed,
-    item ``i`` of a seed being the same test item for method and reference."""
+    item ``i`` of a seed being the same test item for method and reference
+    (``resample_seeds``: see :func:`two_level_bootstrap`)."""
     if len(method) != len(reference):
         raise TunesiftError(
             f"{len(method)} seeds for the method, {len(reference)} for the reference"
@@ -155,7 +162,9 @@ def mean_difference(
     def stat(items: SeedItems, idx: np.ndarray) -> np.ndarray:
         return np.asarray(items["d"][idx].mean(axis=1))
 
-    point, reps = two_level_bootstrap(per_seed, stat, n_boot=n_boot, seed=seed, level=level)
+    point, reps = two_level_bootstrap(
+        per_seed, stat, n_boot=n_boot, seed=seed, level=level, resample_seeds=resample_seeds
+    )
     n_items = min(len(a) for a in method)
     return _interval(point, reps, len(per_seed), n_items, level)
 
@@ -229,10 +238,12 @@ def perplexity_difference(
     n_boot: int = 2000,
     seed: int = 0,
     level: float = 0.95,
+    resample_seeds: bool = True,
 ) -> PerplexityDifference:
     """Paired perplexity difference from per-item summed token NLL (nats) and token counts, one
     list per seed. Perplexity = exp(Σ nll / Σ tokens) over the (resampled) items, recomputed
-    in every bootstrap replicate: a ratio statistic."""
+    in every bootstrap replicate: a ratio statistic (``resample_seeds``: see
+    :func:`two_level_bootstrap`)."""
     n = len(method_nll)
     if not (len(method_tokens) == len(reference_nll) == len(reference_tokens) == n):
         raise TunesiftError("perplexity_difference: every argument needs one list per seed")
@@ -256,8 +267,10 @@ def perplexity_difference(
         return 100.0 * (ppl(items["a"], items["ta"], idx) / ppl(items["b"], items["tb"], idx) - 1)
 
     n_items = min(len(it["a"]) for it in per_seed)
-    pa, ra = two_level_bootstrap(per_seed, absolute, n_boot=n_boot, seed=seed, level=level)
-    pp, rp = two_level_bootstrap(per_seed, percent, n_boot=n_boot, seed=seed, level=level)
+    pa, ra = two_level_bootstrap(per_seed, absolute, n_boot=n_boot, seed=seed, level=level,
+                                 resample_seeds=resample_seeds)  # fmt: skip
+    pp, rp = two_level_bootstrap(per_seed, percent, n_boot=n_boot, seed=seed, level=level,
+                                 resample_seeds=resample_seeds)  # fmt: skip
     full = [np.arange(len(it["b"]))[None, :] for it in per_seed]
     ref = float(
         np.mean([ppl(it["b"], it["tb"], i)[0] for it, i in zip(per_seed, full, strict=True)])
